@@ -1,0 +1,195 @@
+"""The `edgepack` command line. Click commands only; heavy modules are imported inside commands.
+
+Exit codes: 0 success, 1 a failed gate / parity / integrity check, 2 bad usage or bad input,
+130 interrupted, 3 an internal error (please report it; EDGEPACK_DEBUG=1 shows the traceback).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import EdgepackError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def friendly_errors(fn):
+    """One clear line and a documented exit code instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except EdgepackError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted; nothing was written", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except MemoryError:
+            click.echo("error: out of memory", err=True)
+            sys.exit(3)
+        except Exception as exc:  # the last line of defence; the bug is ours
+            if os.environ.get("EDGEPACK_DEBUG"):
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            click.echo(f"error: internal error: {type(exc).__name__}: {first} (EDGEPACK_DEBUG=1 shows details)", err=True)
+            sys.exit(3)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="edgepack")
+def main():
+    """Turn a transformer text model into a small, fast, verified on-device bundle."""
+
+
+@main.command()
+@click.option("--target", "-t", default="android-arm64", show_default=True, help="Target profile name (see `edgepack targets`) or a .toml path.")
+@click.option("--model", "-m", default=None, help="Local Hugging Face model directory. Default: built-in all-MiniLM-L6-v2.")
+@click.option("--data", "-d", multiple=True, help="Text for distillation/calibration/validation: .txt, .csv, .tsv, .jsonl (repeatable).")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None, help="Bundle directory. Default: dist/<target>.")
+@click.option("--task", type=click.Choice(["auto", "sentence-embedding", "text-classification"]), default="auto", show_default=True)
+@click.option("--text-column", default=None, help="Column/field holding the text in .csv/.tsv/.jsonl.")
+@click.option("--label-column", default=None, help="Column/field holding labels (classifiers).")
+@click.option("--student-layers", type=click.IntRange(1, 48), default=None, help="Depth of the distilled student (overrides the profile).")
+@click.option("--quick", is_flag=True, help="Smaller distillation budget, for demos and CI.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--force", is_flag=True, help="Replace --out even if it is not an edgepack bundle.")
+@click.option("--allow-pickle", is_flag=True, help="Allow loading pickle (.bin) weights. Only for files you trust.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Work/cache directory (default ~/.cache/edgepack or $EDGEPACK_CACHE).")
+@friendly_errors
+def build(target, model, data, out, task, text_column, label_column, student_layers, quick, seed, force, allow_pickle, cache_dir):
+    """Distil, prune, quantise, export, validate and bundle a model for TARGET."""
+    from .config import BuildOptions
+    from .pipeline import build as run_build
+    from .progress import RichReporter, using
+
+    options = BuildOptions(
+        target=target, model=model, data=tuple(data), out=out, task=task, seed=seed, quick=quick, force=force,
+        allow_pickle=allow_pickle, text_column=text_column, label_column=label_column,
+        student_layers=student_layers, cache_dir=cache_dir,
+    )
+    console = _console(stderr=True)
+    with RichReporter(console) as reporter, using(reporter):
+        ctx = run_build(options)
+    _print_summary(ctx)
+
+
+def _print_summary(ctx) -> None:
+    console = _console()
+    m = ctx.metrics
+    console.print(f"[green]bundle written:[/] {ctx.out_dir}  (task {ctx.teacher.task}, student: {ctx.student_info.get('description')})")
+    for fmt, entry in m.get("formats", {}).items():
+        vt = entry["vs_teacher"]
+        quality = (
+            f"agreement {vt['agreement']:.3f}" if "agreement" in vt else f"cosine vs teacher min {vt['cosine_min']:.4f} mean {vt['cosine_mean']:.4f}"
+        )
+        lat = ", ".join(f"{k}: {v['p50_ms']:.1f} ms" for k, v in entry["latency"]["buckets"].items())
+        console.print(f"  {fmt}: {entry['size_bytes'] / 1e6:.2f} MB, {quality}, p50 {lat}")
+    console.print(f"  report: {ctx.out_dir / 'report.md'}")
+
+
+@main.command()
+@friendly_errors
+def targets():
+    """List the shipped target profiles."""
+    from rich.table import Table
+
+    from .targets import available_targets, load_target
+
+    table = Table(title="edgepack targets")
+    for col in ("name", "formats", "quantisation", "buckets", "student", "max MB", "description"):
+        table.add_column(col)
+    for name in available_targets():
+        t = load_target(name)
+        student = t.student.strategy if t.student.strategy == "teacher" else f"distil, {t.student.layers or 'all'} layers"
+        table.add_row(t.name, ", ".join(t.formats), t.quantize.mode + (" per-channel" if t.quantize.per_channel else ""),
+                      ",".join(map(str, t.sequence_buckets)), student, f"{t.budget.max_size_mb:g}", t.description)
+    _console().print(table)
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--junit", type=click.Path(path_type=Path), default=None, help="Write a JUnit XML report here.")
+@friendly_errors
+def check(bundle, junit):
+    """Verify BUNDLE: sha256 of every file and its golden cases through the shipped runtime.
+
+    Exit 0 pass, 1 integrity or parity failure, 2 bad usage.
+    """
+    from .check import check_bundle, junit_xml
+
+    result = check_bundle(bundle)
+    if junit:
+        junit.write_text(junit_xml(result), encoding="utf-8")
+    passed = sum(c.passed for c in result.cases)
+    for c in result.failures:
+        click.echo(f"FAIL {c.name}: {c.message}")
+    if result.passed:
+        click.echo(f"ok: {bundle}: {passed} checks passed")
+        return
+    click.echo(f"failed: {bundle}: {len(result.failures)} of {len(result.cases)} checks failed", err=True)
+    sys.exit(1)
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.argument("texts", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["onnx", "tflite"]), default=None, help="Which artifact to run (default: the bundle's).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@friendly_errors
+def predict(bundle, texts, fmt, as_json):
+    """Run BUNDLE on TEXTS: labels with scores, embeddings, or the similarity of two texts."""
+    import json
+
+    from .errors import BundleFormatError, IntegrityError
+    from .runtime import edgepack_runtime as rt
+
+    if not Path(bundle).is_dir():
+        raise BundleFormatError(f"{bundle}: no such bundle directory")
+    try:
+        b = rt.load_bundle(bundle, format=fmt)
+    except rt.BundleIntegrityError as exc:
+        raise IntegrityError(str(exc)) from None
+    except rt.RuntimeErrorBase as exc:
+        raise BundleFormatError(str(exc)) from None
+    if b.task == "text-classification":
+        results = b.classify(list(texts))
+        if as_json:
+            click.echo(json.dumps([{"text": t, **r} for t, r in zip(texts, results)], ensure_ascii=False))
+            return
+        for t, r in zip(texts, results):
+            click.echo(f"{r['label']}\t{r['score']:.4f}\t{t}")
+        return
+    emb = b.embed(list(texts))
+    if as_json:
+        out = {"embeddings": emb.tolist()}
+        if len(texts) == 2:
+            out["similarity"] = float(emb[0] @ emb[1])
+        click.echo(json.dumps(out))
+        return
+    if len(texts) == 2:
+        click.echo(f"similarity\t{float(emb[0] @ emb[1]):.4f}")
+    for t, e in zip(texts, emb):
+        head = " ".join(f"{x:+.3f}" for x in e[:6])
+        click.echo(f"[{len(e)}] {head} ...\t{t}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Torch-side helpers: load a local HF model safely and wrap it so the graph emits the final product.
+
+The exported graph returns `embedding` [batch, dim] (pooled and L2-normalised inside the graph) or
+`logits` [batch, labels], so every runtime (Python wrapper, Android app) does the same thing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .errors import ModelError
+from .families import FAMILIES
+
+
+class EmbeddingHead(torch.nn.Module):
+    def __init__(self, model, pooling: str = "mean", normalize: bool = True, token_type_ids: bool = True):
+        super().__init__()
+        self.model, self.pooling, self.normalize, self.token_type_ids = model, pooling, normalize, token_type_ids
+
+    def forward(self, input_ids, attention_mask):
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if self.token_type_ids:
+            # Single-text inputs: segment ids are all zero, so they are built in-graph, not an input.
+            kwargs["token_type_ids"] = torch.zeros_like(input_ids)
+        hidden = self.model(**kwargs).last_hidden_state
+        if self.pooling == "cls":
+            emb = hidden[:, 0]
+        else:
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        if self.normalize:
+            emb = torch.nn.functional.normalize(emb, p=2.0, dim=-1)
+        return emb
+
+
+class ClassifierHead(torch.nn.Module):
+    def __init__(self, model, token_type_ids: bool = True):
+        super().__init__()
+        self.model, self.token_type_ids = model, token_type_ids
+
+    def forward(self, input_ids, attention_mask):
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if self.token_type_ids:
+            kwargs["token_type_ids"] = torch.zeros_like(input_ids)
+        return self.model(**kwargs).logits
+
+
+def weights_dir(path: Path) -> Path:
+    """sentence-transformers keeps the transformer in a sub-folder named by modules.json."""
+    import json
+
+    modules = path / "modules.json"
+    if modules.is_file():
+        try:
+            for mod in json.loads(modules.read_text()):
+                if mod.get("type", "").endswith("models.Transformer") and mod.get("path"):
+                    return path / mod["path"]
+        except (ValueError, AttributeError):
+            raise ModelError(f"{modules}: not valid JSON") from None
+    return path
+
+
+def load_hf_model(path: Path, task: str, allow_pickle: bool = False):
+    """Load with safetensors only (never trust_remote_code), eager attention for clean export."""
+    from transformers import AutoModel, AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    cls = AutoModelForSequenceClassification if task == "text-classification" else AutoModel
+    src = weights_dir(path)
+    has_safetensors = any(src.glob("*.safetensors"))
+    try:
+        model = cls.from_pretrained(
+            src,
+            trust_remote_code=False,
+            use_safetensors=has_safetensors or not allow_pickle,
+            attn_implementation="eager",
+            local_files_only=True,
+        )
+    except Exception as exc:  # transformers raises many types; the user needs one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load model from {src}: {first[:300]}") from None
+    return model.eval()
+
+
+def wrap(model, task: str, family: str, pooling: str = "mean", normalize: bool = True) -> torch.nn.Module:
+    tti = FAMILIES[family].uses_token_type_ids
+    if task == "text-classification":
+        return ClassifierHead(model, token_type_ids=tti).eval()
+    return EmbeddingHead(model, pooling=pooling, normalize=normalize, token_type_ids=tti).eval()
+
+
+@torch.no_grad()
+def run_torch(head: torch.nn.Module, tokenizer, texts, max_length: int, batch_size: int = 32):
+    """Reference outputs in torch, tokenised exactly like the runtime (same tokenizer.json, same truncation)."""
+    import numpy as np
+
+    outs = []
+    for i in range(0, len(texts), batch_size):
+        ids, mask = tokenizer_batch(tokenizer, texts[i : i + batch_size], max_length)
+        outs.append(head(torch.from_numpy(ids), torch.from_numpy(mask)).float().numpy())
+    return np.concatenate(outs) if outs else np.zeros((0, 0), dtype="float32")
+
+
+def tokenizer_batch(tokenizer, texts, max_length: int):
+    """Tokenise with a `tokenizers.Tokenizer`, pad to the longest; int64 arrays."""
+    import numpy as np
+
+    tokenizer.enable_truncation(max_length)
+    tokenizer.no_padding()
+    encs = tokenizer.encode_batch(list(texts))
+    longest = max(len(e.ids) for e in encs)
+    ids = np.zeros((len(encs), longest), dtype=np.int64)
+    mask = np.zeros((len(encs), longest), dtype=np.int64)
+    for row, e in enumerate(encs):
+        ids[row, : len(e.ids)] = e.ids
+        mask[row, : len(e.ids)] = 1
+    return ids, mask

@@ -1,0 +1,299 @@
+"""edgepack runtime: load an edgepack bundle and run it. One file, vendorable into any app or CI job.
+
+Needs numpy, tokenizers and one interpreter: onnxruntime for .onnx, ai_edge_litert (or the older
+tflite_runtime) for .tflite. Never torch.
+
+    import edgepack_runtime as er
+    bundle = er.load_bundle("dist/android-arm64")
+    bundle.embed(["a sentence"])          # sentence-embedding bundles: [n, dim], L2-normalised
+    bundle.classify(["a sentence"])       # classifier bundles: [{"label", "score", "scores"}]
+    bundle(["a sentence"])                # whichever the bundle's task is
+
+Thread safety: a Bundle may be shared between threads; calls into the interpreter are serialised by a
+lock (LiteRT interpreters are not re-entrant), tokenisation runs outside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+MANIFEST = "edgepack.json"
+
+
+class RuntimeErrorBase(Exception):
+    """Base of the runtime's typed errors."""
+
+
+class BundleFormatError(RuntimeErrorBase):
+    """Not a bundle, a newer format than this runtime reads, or a manifest pointing outside the bundle."""
+
+
+class BundleIntegrityError(RuntimeErrorBase):
+    """A file's sha256 differs from the manifest, or a listed file is missing."""
+
+
+class BackendUnavailable(RuntimeErrorBase):
+    """No interpreter installed for the artifact's format."""
+
+
+class InputError(RuntimeErrorBase, ValueError):
+    """Bad arguments to embed/classify (not a list of strings, ...)."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def confined(root: Path, rel: str) -> Path:
+    """Resolve a manifest path, refusing anything that escapes the bundle (../, absolute, symlinks out)."""
+    if not isinstance(rel, str) or not rel or os.path.isabs(rel) or "\\" in rel:
+        raise BundleFormatError(f"manifest path {rel!r} is not a relative path inside the bundle")
+    root = root.resolve()
+    full = (root / rel).resolve()
+    if full != root and root not in full.parents:
+        raise BundleFormatError(f"manifest path {rel!r} points outside the bundle")
+    return full
+
+
+def read_manifest(root: Path) -> dict:
+    path = root / MANIFEST
+    if not path.is_file():
+        raise BundleFormatError(f"{root}: not an edgepack bundle (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BundleFormatError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise BundleFormatError(f"{path}: manifest must be a JSON object")
+    version = manifest.get("format_version")
+    if not isinstance(version, int):
+        raise BundleFormatError(f"{path}: missing format_version")
+    if version > FORMAT_VERSION:
+        raise BundleFormatError(
+            f"{path}: bundle format {version} is newer than this runtime reads ({FORMAT_VERSION}); upgrade edgepack"
+        )
+    for key in ("task", "artifacts", "tokenizer", "files"):
+        if key not in manifest:
+            raise BundleFormatError(f"{path}: manifest has no '{key}'")
+    return manifest
+
+
+def verify_files(root: Path, manifest: dict, only: list[str] | None = None) -> None:
+    for rel, meta in manifest["files"].items():
+        if only is not None and rel not in only:
+            continue
+        full = confined(root, rel)
+        if not full.is_file():
+            raise BundleIntegrityError(f"{rel}: listed in the manifest but missing")
+        if sha256_file(full) != meta.get("sha256"):
+            raise BundleIntegrityError(f"{rel}: sha256 differs from the manifest (file changed after build)")
+
+
+def encode(tokenizer, texts, max_length: int, pad_id: int = 0, pad_to: int | None = None):
+    """Token ids and attention mask, int64 [batch, longest or pad_to]; truncates at max_length."""
+    tokenizer.enable_truncation(max_length)
+    tokenizer.no_padding()
+    encs = tokenizer.encode_batch(list(texts))
+    width = pad_to or max((len(e.ids) for e in encs), default=1)
+    ids = np.full((len(encs), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(encs), width), dtype=np.int64)
+    for row, e in enumerate(encs):
+        n = min(len(e.ids), width)
+        ids[row, :n] = e.ids[:n]
+        mask[row, :n] = 1
+    return ids, mask
+
+
+class _OnnxBackend:
+    """Dynamic batch and length: pad a batch to its longest member."""
+
+    def __init__(self, path: Path, artifact: dict, threads: int):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise BackendUnavailable("onnxruntime is not installed (pip install onnxruntime)") from None
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        return self.session.run(None, {n: feeds[n] for n in self.input_names})[0]
+
+
+def _litert_interpreter(path: Path, threads: int):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            raise BackendUnavailable("no LiteRT interpreter (pip install ai-edge-litert)") from None
+    return Interpreter(model_path=str(path), num_threads=threads)
+
+
+class _TFLiteBackend:
+    """Static shapes: one interpreter per sequence bucket, batch of 1, int32 inputs."""
+
+    def __init__(self, root: Path, artifacts: list[dict], threads: int):
+        self.buckets = []
+        for art in sorted(artifacts, key=lambda a: a["sequence_length"]):
+            interp = _litert_interpreter(confined(root, art["path"]), threads)
+            interp.allocate_tensors()
+            by_name = {d["name"]: d["index"] for d in interp.get_input_details()}
+            index = {spec["name"]: by_name[spec["tensor"]] for spec in art["inputs"]}
+            out_index = interp.get_output_details()[0]["index"]
+            self.buckets.append((art["sequence_length"], interp, index, out_index))
+
+    @property
+    def max_length(self) -> int:
+        return self.buckets[-1][0]
+
+    def bucket_for(self, length: int):
+        for bucket in self.buckets:
+            if bucket[0] >= length:
+                return bucket
+        return self.buckets[-1]
+
+    def run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        outs = []
+        for row in range(ids.shape[0]):
+            n = int(mask[row].sum())
+            seq, interp, index, out_index = self.bucket_for(max(n, 1))
+            x_ids = np.zeros((1, seq), dtype=np.int32)
+            x_mask = np.zeros((1, seq), dtype=np.int32)
+            x_ids[0, :n] = ids[row, :n]
+            x_mask[0, :n] = 1
+            interp.set_tensor(index["input_ids"], x_ids)
+            interp.set_tensor(index["attention_mask"], x_mask)
+            interp.invoke()
+            outs.append(interp.get_tensor(out_index)[0].copy())
+        return np.stack(outs)
+
+
+class Bundle:
+    def __init__(self, root, format: str | None = None, threads: int = 1, verify: bool = True):
+        self.root = Path(root)
+        self.manifest = read_manifest(self.root)
+        m = self.manifest
+        self.task = m["task"]
+        self.labels = list(m.get("labels") or [])
+        self.max_length = int(m["tokenizer"]["max_length"])
+        self.pad_id = int(m["tokenizer"].get("pad_id", 0))
+        formats = sorted({a["format"] for a in m["artifacts"]})
+        self.format = format or m.get("default_format") or formats[0]
+        if self.format not in formats:
+            raise BundleFormatError(f"bundle has no {self.format} artifact (has: {', '.join(formats)})")
+        chosen = [a for a in m["artifacts"] if a["format"] == self.format and a.get("shipped", True)]
+        tokenizer_file = m["tokenizer"]["file"]
+        if verify:
+            # Verify before anything is parsed: a tampered model must never reach the interpreter.
+            verify_files(self.root, m, only=[a["path"] for a in chosen] + [tokenizer_file])
+        try:
+            from tokenizers import Tokenizer
+        except ImportError:
+            raise BackendUnavailable("tokenizers is not installed (pip install tokenizers)") from None
+        self.tokenizer = Tokenizer.from_file(str(confined(self.root, tokenizer_file)))
+        if self.format == "onnx":
+            self.backend = _OnnxBackend(confined(self.root, chosen[0]["path"]), chosen[0], threads)
+        else:
+            self.backend = _TFLiteBackend(self.root, chosen, threads)
+            self.max_length = min(self.max_length, self.backend.max_length)
+        self._lock = threading.Lock()
+
+    # -- the public calls ------------------------------------------------------------------------
+    def __call__(self, texts, batch_size: int = 32):
+        return self.classify(texts, batch_size) if self.task == "text-classification" else self.embed(texts, batch_size)
+
+    def encode(self, texts):
+        """Token ids per text, exactly as the model sees them (truncated at max_length)."""
+        texts = _check_texts(texts)
+        ids, mask = encode(self.tokenizer, texts, self.max_length, self.pad_id)
+        return [row[: int(m.sum())].tolist() for row, m in zip(ids, mask)]
+
+    def run_ids(self, id_lists) -> np.ndarray:
+        """Raw model output for pre-tokenised inputs (golden cases use this)."""
+        width = max(len(x) for x in id_lists)
+        ids = np.full((len(id_lists), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(id_lists), width), dtype=np.int64)
+        for row, x in enumerate(id_lists):
+            ids[row, : len(x)] = x
+            mask[row, : len(x)] = 1
+        with self._lock:
+            return np.asarray(self.backend.run(ids, mask), dtype=np.float32)
+
+    def outputs(self, texts, batch_size: int = 32) -> np.ndarray:
+        texts = _check_texts(texts)
+        if not texts:
+            return np.zeros((0, int(self.manifest.get("output_dim", 0))), dtype=np.float32)
+        chunks = []
+        # Sort by length so a batch pads to similar lengths, then restore the caller's order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            ids, mask = encode(self.tokenizer, [texts[i] for i in idx], self.max_length, self.pad_id)
+            with self._lock:
+                chunks.append(np.asarray(self.backend.run(ids, mask), dtype=np.float32))
+        out = np.concatenate(chunks)
+        result = np.empty_like(out)
+        result[np.array(order)] = out
+        return result
+
+    def embed(self, texts, batch_size: int = 32) -> np.ndarray:
+        if self.task != "sentence-embedding":
+            raise InputError(f"this bundle is a {self.task} model; use classify()")
+        return self.outputs(texts, batch_size)
+
+    def similarity(self, a: str, b: str) -> float:
+        e = self.embed([a, b])
+        return float(np.dot(e[0], e[1]) / (np.linalg.norm(e[0]) * np.linalg.norm(e[1]) + 1e-12))
+
+    def classify(self, texts, batch_size: int = 32) -> list[dict]:
+        if self.task != "text-classification":
+            raise InputError(f"this bundle is a {self.task} model; use embed()")
+        probs = softmax(self.outputs(texts, batch_size))
+        results = []
+        for p in probs:
+            best = int(p.argmax())
+            label = self.labels[best] if best < len(self.labels) else str(best)
+            scores = {(self.labels[i] if i < len(self.labels) else str(i)): float(v) for i, v in enumerate(p)}
+            results.append({"label": label, "score": float(p[best]), "scores": scores})
+        return results
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _check_texts(texts) -> list[str]:
+    if isinstance(texts, str):
+        return [texts]
+    try:
+        texts = list(texts)
+    except TypeError:
+        raise InputError("texts must be a string or a list of strings") from None
+    for t in texts:
+        if not isinstance(t, str):
+            raise InputError(f"texts must be strings, got {type(t).__name__}")
+    return texts
+
+
+def load_bundle(path, format: str | None = None, threads: int = 1, verify: bool = True) -> Bundle:
+    """Open a bundle: checks format version, confines paths, verifies sha256, then loads the model."""
+    return Bundle(path, format=format, threads=threads, verify=verify)

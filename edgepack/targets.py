@@ -1,0 +1,171 @@
+"""Target profiles: `targets/*.toml`, shipped as package data `edgepack.targets`, validated once."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from .errors import TargetError
+
+QUANT_MODES = ("dynamic-int8", "static-int8", "fp16", "none")
+FORMATS = ("onnx", "tflite")
+
+
+@dataclass(frozen=True)
+class QuantizeSpec:
+    mode: str = "dynamic-int8"
+    per_channel: bool = True
+    # Node-name substrings kept in float regardless of mode (sensitive ops, see issue #5).
+    exclude: tuple[str, ...] = ()
+    # Accuracy-aware fallback: when a parity gate fails, keep up to this many of the most
+    # sensitive layers in float before giving up.
+    fallback_max_layers: int = 0
+
+
+@dataclass(frozen=True)
+class StudentSpec:
+    # "teacher" keeps the teacher's architecture; "distil" builds a smaller student (issue #4).
+    strategy: str = "teacher"
+    layers: int = 0  # 0 = same as teacher
+    heads_keep: float = 1.0  # share of attention heads kept by structured pruning
+    ffn_keep: float = 1.0  # share of FFN neurons kept
+    vocab_prune: bool = False
+    epochs: float = 1.0
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    max_size_mb: float = 100.0
+    min_cosine_vs_teacher: float = 0.0  # minimum over validation sentences
+    min_mean_cosine_vs_teacher: float = 0.0
+    min_cosine_vs_student: float = 0.0  # minimum over validation sentences, int8 vs fp32 student
+    min_agreement_vs_teacher: float = 0.0  # classifiers: share of equal argmax
+    min_agreement_vs_student: float = 0.0
+    max_latency_ms_p95: float = 0.0  # 0 = not gated (x86 latency says little about ARM)
+
+
+@dataclass(frozen=True)
+class TargetProfile:
+    name: str
+    description: str
+    formats: tuple[str, ...]
+    default_format: str
+    sequence_buckets: tuple[int, ...]
+    quantize: QuantizeSpec
+    student: StudentSpec
+    budget: BudgetSpec
+    threads: int = 1
+    source: str = ""
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+_TOP_KEYS = {"name", "description", "formats", "default_format", "threads", "quantize", "shapes", "student", "budget"}
+_SECTION_TYPES = {"quantize": QuantizeSpec, "student": StudentSpec, "budget": BudgetSpec}
+
+
+def _targets_dir():
+    return resources.files("edgepack.targets")
+
+
+def available_targets() -> list[str]:
+    return sorted(p.name[:-5] for p in _targets_dir().iterdir() if p.name.endswith(".toml"))
+
+
+def load_target(name_or_path: str) -> TargetProfile:
+    """Load a shipped profile by name, or a user's profile from a .toml path."""
+    path = Path(name_or_path)
+    if name_or_path.endswith(".toml"):
+        if not path.is_file():
+            raise TargetError(f"target file not found: {name_or_path}")
+        text, source = path.read_text(encoding="utf-8", errors="replace"), str(path)
+    else:
+        res = _targets_dir() / f"{name_or_path}.toml"
+        if not res.is_file():
+            raise TargetError(
+                f"unknown target '{name_or_path}'; choose one of: {', '.join(available_targets())}"
+            )
+        text, source = res.read_text(encoding="utf-8"), f"targets/{name_or_path}.toml"
+    return parse_target(text, source)
+
+
+def _check_section(raw: dict, cls, section: str, source: str) -> object:
+    if not isinstance(raw, dict):
+        raise TargetError(f"{source}: [{section}] must be a table")
+    fields = cls.__dataclass_fields__
+    kwargs = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise TargetError(f"{source}: unknown key '{section}.{key}' (known: {', '.join(sorted(fields))})")
+        default = fields[key].default
+        if isinstance(default, tuple):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise TargetError(f"{source}: '{section}.{key}' must be a list of strings")
+            value = tuple(value)
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise TargetError(f"{source}: '{section}.{key}' must be true or false")
+        elif isinstance(default, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise TargetError(f"{source}: '{section}.{key}' must be a non-negative number")
+            if isinstance(default, int) and not isinstance(default, bool) and not float(value).is_integer():
+                raise TargetError(f"{source}: '{section}.{key}' must be a whole number")
+            value = type(default)(value)
+        elif isinstance(default, str) and not isinstance(value, str):
+            raise TargetError(f"{source}: '{section}.{key}' must be a string")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def parse_target(text: str, source: str) -> TargetProfile:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TargetError(f"{source}: not valid TOML ({exc})") from None
+    unknown = set(raw) - _TOP_KEYS
+    if unknown:
+        raise TargetError(f"{source}: unknown key '{sorted(unknown)[0]}' (known: {', '.join(sorted(_TOP_KEYS))})")
+    for key in ("name", "formats"):
+        if key not in raw:
+            raise TargetError(f"{source}: missing key '{key}'")
+    if not isinstance(raw["name"], str) or not raw["name"]:
+        raise TargetError(f"{source}: 'name' must be a non-empty string")
+    formats = raw["formats"]
+    if not isinstance(formats, list) or not formats or any(f not in FORMATS for f in formats):
+        raise TargetError(f"{source}: 'formats' must be a non-empty list drawn from {list(FORMATS)}")
+    default_format = raw.get("default_format", formats[0])
+    if default_format not in formats:
+        raise TargetError(f"{source}: 'default_format' must be one of 'formats'")
+    shapes = raw.get("shapes", {})
+    if not isinstance(shapes, dict) or set(shapes) - {"sequence_buckets"}:
+        raise TargetError(f"{source}: unknown key in [shapes] (known: sequence_buckets)")
+    buckets = shapes.get("sequence_buckets", [32, 64, 128])
+    if (
+        not isinstance(buckets, list)
+        or not buckets
+        or any(isinstance(b, bool) or not isinstance(b, int) or b < 4 or b > 4096 for b in buckets)
+        or sorted(set(buckets)) != buckets
+    ):
+        raise TargetError(f"{source}: 'shapes.sequence_buckets' must be increasing whole numbers in 4..4096")
+    threads = raw.get("threads", 1)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise TargetError(f"{source}: 'threads' must be a whole number ≥ 1")
+    sections = {s: _check_section(raw.get(s, {}), cls, s, source) for s, cls in _SECTION_TYPES.items()}
+    if sections["quantize"].mode not in QUANT_MODES:
+        raise TargetError(f"{source}: 'quantize.mode' must be one of {list(QUANT_MODES)}")
+    if sections["student"].strategy not in ("teacher", "distil"):
+        raise TargetError(f"{source}: 'student.strategy' must be 'teacher' or 'distil'")
+    for key in ("heads_keep", "ffn_keep"):
+        if not 0 < getattr(sections["student"], key) <= 1:
+            raise TargetError(f"{source}: 'student.{key}' must be in (0, 1]")
+    return TargetProfile(
+        name=raw["name"],
+        description=str(raw.get("description", "")),
+        formats=tuple(formats),
+        default_format=default_format,
+        sequence_buckets=tuple(buckets),
+        threads=threads,
+        source=source,
+        **sections,
+    )
