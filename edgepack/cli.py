@@ -113,15 +113,25 @@ def targets():
 
     from .targets import available_targets, load_target
 
-    table = Table(title="edgepack targets")
-    for col in ("name", "formats", "quantisation", "buckets", "student", "max MB", "description"):
-        table.add_column(col)
+    header = ("name", "formats", "quantisation", "buckets", "student", "max MB", "description")
+    rows = []
     for name in available_targets():
         t = load_target(name)
         student = t.student.strategy if t.student.strategy == "teacher" else f"distil, {t.student.layers or 'all'} layers"
-        table.add_row(t.name, ", ".join(t.formats), t.quantize.mode + (" per-channel" if t.quantize.per_channel else ""),
-                      ",".join(map(str, t.sequence_buckets)), student, f"{t.budget.max_size_mb:g}", t.description)
-    _console().print(table)
+        rows.append((t.name, ", ".join(t.formats), t.quantize.mode + (" per-channel" if t.quantize.per_channel else ""),
+                     ",".join(map(str, t.sequence_buckets)), student, f"{t.budget.max_size_mb:g}", t.description))
+    console = _console()
+    if not console.is_terminal:  # pipes and CI logs get plain tab-separated lines, never truncated
+        for row in (header, *rows):
+            click.echo("\t".join(row))
+        return
+    table = Table(title="edgepack targets")
+    for col in header[:-1]:
+        table.add_column(col, no_wrap=True)
+    table.add_column(header[-1], overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 @main.command()

@@ -33,6 +33,12 @@ class StudentSpec:
     ffn_keep: float = 1.0  # share of FFN neurons kept
     vocab_prune: bool = False
     epochs: float = 1.0
+    # issue #4: vocabulary budget when vocab_prune is on (0 = corpus tokens + single characters only).
+    vocab_size: int = 0
+    augment: float = 1.0  # extra distillation texts made from the corpus (spans, joins), as a share of it
+    learning_rate: float = 1e-4
+    batch_size: int = 32
+    quick_epochs: float = 0.0  # 0 = a quarter of `epochs` under --quick
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,12 @@ _SECTION_TYPES = {"quantize": QuantizeSpec, "student": StudentSpec, "budget": Bu
 
 
 def _targets_dir():
-    return resources.files("edgepack.targets")
+    # A source checkout or editable install reads the top-level targets/ folder; a wheel ships the
+    # same files as the package `edgepack.profiles` (see pyproject.toml).
+    here = Path(__file__).resolve().parent.parent / "targets"
+    if here.is_dir() and any(here.glob("*.toml")):
+        return here
+    return resources.files("edgepack.profiles")
 
 
 def available_targets() -> list[str]:

@@ -1,0 +1,53 @@
+import pytest
+
+from edgepack.errors import TargetError
+from edgepack.targets import available_targets, load_target, parse_target
+
+
+def test_shipped_profiles_load_and_validate():
+    names = available_targets()
+    for required in ("android-arm64", "linux-arm64", "x86-64"):
+        assert required in names
+    for name in names:
+        profile = load_target(name)
+        assert profile.name == name
+        assert profile.formats and profile.default_format in profile.formats
+        assert list(profile.sequence_buckets) == sorted(profile.sequence_buckets)
+
+
+def test_android_profile_ships_tflite_and_onnx_with_per_channel_int8():
+    p = load_target("android-arm64")
+    assert set(p.formats) == {"tflite", "onnx"}
+    assert p.default_format == "tflite"
+    assert p.quantize.mode == "dynamic-int8" and p.quantize.per_channel
+
+
+def test_unknown_target_names_the_choices():
+    with pytest.raises(TargetError, match="unknown target 'nope'.*android-arm64"):
+        load_target("nope")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('name = "x"\nformats = ["onnx"]\ncolour = 1\n', "unknown key 'colour'"),
+        ('name = "x"\nformats = ["onnx"]\n[quantize]\nmode = "int3"\n', "quantize.mode"),
+        ('name = "x"\nformats = ["onnx"]\n[quantize]\nbits = 4\n', "unknown key 'quantize.bits'"),
+        ('name = "x"\nformats = ["coreml"]\n', "formats"),
+        ('name = "x"\nformats = ["onnx"]\n[shapes]\nsequence_buckets = [64, 32]\n', "sequence_buckets"),
+        ('name = "x"\nformats = ["onnx"]\n[budget]\nmax_size_mb = "big"\n', "budget.max_size_mb"),
+        ('name = "x"\nformats = ["onnx"\n', "not valid TOML"),
+        ('formats = ["onnx"]\n', "missing key 'name'"),
+    ],
+)
+def test_bad_profiles_name_file_and_key(text, message):
+    with pytest.raises(TargetError, match=message) as info:
+        parse_target(text, "targets/bad.toml")
+    assert "targets/bad.toml" in str(info.value)
+
+
+def test_profile_from_path(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('name = "mine"\nformats = ["onnx"]\n[budget]\nmax_size_mb = 3\n')
+    p = load_target(str(path))
+    assert p.name == "mine" and p.budget.max_size_mb == 3.0
