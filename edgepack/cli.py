@@ -57,6 +57,28 @@ def friendly_errors(fn):
 @click.version_option(package_name="edgepack")
 def main():
     """Turn a transformer text model into a small, fast, verified on-device bundle."""
+    _hide_native_noise()
+
+
+def _hide_native_noise() -> None:
+    """torchao, absl and LiteRT print pages of C-level log lines to fd 2 that say nothing to a user.
+
+    Point fd 2 at /dev/null and give Python's sys.stderr (our progress, our errors) a private copy of
+    the real stderr. Skipped under EDGEPACK_DEBUG=1 and when stderr is not a real file (CliRunner).
+    """
+    if os.environ.get("EDGEPACK_DEBUG"):
+        return
+    try:
+        if sys.stderr.fileno() != 2:
+            return
+    except (AttributeError, OSError, ValueError):
+        return
+    sys.stderr.flush()
+    real = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = os.fdopen(real, "w", buffering=1, encoding=sys.stderr.encoding or "utf-8", errors="replace")
 
 
 @main.command()
@@ -137,17 +159,28 @@ def targets():
 @main.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--junit", type=click.Path(path_type=Path), default=None, help="Write a JUnit XML report here.")
+@click.option("--data", "-d", multiple=True, help="Also gate parity vs the teacher on this text (.txt/.csv/.tsv/.jsonl; repeatable).")
+@click.option("--teacher", type=click.Path(path_type=Path), default=None, help="Teacher model directory for parity (default: built-in, if the bundle was built from it).")
+@click.option("--text-column", default=None, help="Column/field holding the text in --data.")
+@click.option("--label-column", default=None, help="Column/field holding labels in --data (classifiers).")
+@click.option("--allow-pickle", is_flag=True, help="Allow loading a pickle (.bin) teacher. Only for files you trust.")
 @friendly_errors
-def check(bundle, junit):
-    """Verify BUNDLE: sha256 of every file and its golden cases through the shipped runtime.
+def check(bundle, junit, data, teacher, text_column, label_column, allow_pickle):
+    """Verify BUNDLE: sha256 of every file and its golden cases through the shipped runtime;
+    with --data/--teacher, parity vs the teacher with the tolerances recorded in the bundle.
 
     Exit 0 pass, 1 integrity or parity failure, 2 bad usage.
     """
     from .check import check_bundle, junit_xml
+    from .errors import UsageError
 
-    result = check_bundle(bundle)
+    result = check_bundle(bundle, data=tuple(data), teacher=teacher, allow_pickle=allow_pickle,
+                          text_column=text_column, label_column=label_column)
     if junit:
-        junit.write_text(junit_xml(result), encoding="utf-8")
+        try:
+            junit.write_text(junit_xml(result), encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--junit {junit}: cannot write ({exc.strerror or exc})") from None
     passed = sum(c.passed for c in result.cases)
     for c in result.failures:
         click.echo(f"FAIL {c.name}: {c.message}")
@@ -168,7 +201,7 @@ def predict(bundle, texts, fmt, as_json):
     """Run BUNDLE on TEXTS: labels with scores, embeddings, or the similarity of two texts."""
     import json
 
-    from .errors import BundleFormatError, IntegrityError
+    from .errors import BundleFormatError, IntegrityError, UsageError
     from .runtime import edgepack_runtime as rt
 
     if not Path(bundle).is_dir():
@@ -179,6 +212,11 @@ def predict(bundle, texts, fmt, as_json):
         raise IntegrityError(str(exc)) from None
     except rt.RuntimeErrorBase as exc:
         raise BundleFormatError(str(exc)) from None
+    for i, t in enumerate(texts, 1):
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError:  # argv bytes that are not UTF-8 arrive as lone surrogates
+            raise UsageError(f"text {i} is not valid UTF-8") from None
     if b.task == "text-classification":
         results = b.classify(list(texts))
         if as_json:
