@@ -20,10 +20,13 @@ def build(**options):
     return _build(BuildOptions(**options))
 
 
-def check(path):
-    from .check import check_bundle
+# Import the submodule before defining `check`: importing `edgepack.check` later would otherwise
+# rebind the package attribute to the module, and `edgepack.check(path)` would stop being callable.
+from . import check as _check_module  # noqa: E402
 
-    return check_bundle(path)
+
+def check(path):
+    return _check_module.check_bundle(path)
 
 
 __all__ = ["build", "check", "load_bundle", "__version__"]

@@ -108,8 +108,48 @@ def check_golden(root: Path, manifest: dict, runtime) -> list[Case]:
     return cases
 
 
-def check_bundle(path) -> CheckResult:
+def check_parity(root: Path, manifest: dict, runtime, data=(), teacher=None, allow_pickle: bool = False,
+                 text_column=None, label_column=None) -> list[Case]:
+    """Parity on the user's data against the teacher, with the tolerances recorded in the manifest."""
+    from . import parity
+
+    if data:
+        pdata = parity.load_parity_data(data, manifest.get("labels") or (), text_column, label_column)
+    else:  # --teacher alone: the golden texts are the data
+        pdata = parity.ParityData(tuple(c["text"] for c in manifest.get("golden") or [] if c["text"]), source="golden cases")
+        if not pdata.texts:
+            return [Case("parity data", False, "no --data and no golden texts in the manifest", "parity")]
+    if teacher is None and data and manifest.get("provenance", {}).get("teacher_builtin"):
+        teacher = "builtin"
+    if teacher is None:
+        raise UsageError("--data needs --teacher DIR: this bundle was not built from the built-in teacher")
+    from .stages.teacher import builtin_model_path
+
+    tdir = builtin_model_path() if teacher == "builtin" else Path(teacher)
+    if not tdir.is_dir():
+        raise UsageError(f"--teacher {teacher}: no such directory")
+    ref = parity.teacher_outputs(tdir, manifest["task"], pdata.texts, int(manifest["tokenizer"]["max_length"]), allow_pickle)
+    cases = []
+    for fmt in sorted({a["format"] for a in manifest["artifacts"]}):
+        try:
+            bundle = runtime.load_bundle(root, format=fmt, threads=1)
+        except Exception as exc:  # a bundle that cannot load fails the gate in one line
+            cases.append(Case(f"{fmt}: load", False, f"{type(exc).__name__}: {exc}", "parity"))
+            continue
+        cases += [Case(name, ok, msg, "parity") for name, ok, msg in parity.parity_cases(bundle, manifest, pdata, ref)]
+    if not cases:
+        cases.append(Case("parity", False, f"nothing to gate on {pdata.source}: pass --teacher DIR, or labelled/scored data", "parity"))
+    return cases
+
+
+def check_bundle(path, data=(), teacher=None, allow_pickle: bool = False, text_column=None, label_column=None) -> CheckResult:
+    """Integrity and golden cases always; with `data` and/or `teacher`, parity cases too."""
     root = Path(path)
+    for p in data or ():
+        if not Path(p).is_file():
+            raise UsageError(f"--data {p}: no such file")
+    if teacher not in (None, "builtin") and not Path(teacher).is_dir():
+        raise UsageError(f"--teacher {teacher}: no such directory")
     if not root.is_dir():
         raise UsageError(f"{path}: no such bundle directory")
     if not (root / rt.MANIFEST).is_file():
@@ -124,7 +164,10 @@ def check_bundle(path) -> CheckResult:
     result.cases += check_integrity(root, manifest)
     if not result.passed:
         return result  # never execute or load files that failed verification
-    result.cases += check_golden(root, manifest, _load_shipped_runtime(root))
+    runtime = _load_shipped_runtime(root)
+    result.cases += check_golden(root, manifest, runtime)
+    if data or teacher is not None:
+        result.cases += check_parity(root, manifest, runtime, tuple(data or ()), teacher, allow_pickle, text_column, label_column)
     return result
 
 

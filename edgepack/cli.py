@@ -1,7 +1,7 @@
 """The `edgepack` command line. Click commands only; heavy modules are imported inside commands.
 
 Exit codes: 0 success, 1 a failed gate / parity / integrity check, 2 bad usage or bad input,
-130 interrupted, 3 an internal error (please report it; EDGEPACK_DEBUG=1 shows the traceback).
+130 interrupted by SIGINT, 143 by SIGTERM, 3 an internal error (please report it; EDGEPACK_DEBUG=1 shows the traceback).
 """
 
 from __future__ import annotations
@@ -189,6 +189,50 @@ def check(bundle, junit, data, teacher, text_column, label_column, allow_pickle)
         return
     click.echo(f"failed: {bundle}: {len(result.failures)} of {len(result.cases)} checks failed", err=True)
     sys.exit(1)
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["onnx", "tflite"]), multiple=True, help="Artifact(s) to measure (default: all).")
+@click.option("--threads", type=click.IntRange(1, 256), default=None, help="N for the N-thread run (default: CPU count).")
+@click.option("--data", "-d", multiple=True, help="Real sentences to time (default: the built-in corpus).")
+@click.option("--sentences", type=click.IntRange(1, 100_000), default=200, show_default=True, help="How many sentences to time.")
+@click.option("--reps", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Timed runs per bucket.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the results as JSON here.")
+@friendly_errors
+def bench(bundle, fmt, threads, data, sentences, reps, json_out):
+    """Latency p50/p95/p99, throughput and peak memory of BUNDLE, at 1 and N threads."""
+    import json
+
+    from .benchmark import bench_bundle, render
+
+    result = bench_bundle(bundle, formats=fmt or None, threads=threads, data=tuple(data), sentences=sentences, reps=reps)
+    click.echo(render(result), nl=False)
+    if json_out:
+        _write_text(json_out, json.dumps(result, indent=2) + "\n")
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@friendly_errors
+def inspect(bundle, as_json):
+    """Manifest summary, operators per artifact, share of weights quantised, sizes per part."""
+    import json
+
+    from .inspect import inspect_bundle, render
+
+    info = inspect_bundle(bundle)
+    click.echo(json.dumps(info, indent=2) if as_json else render(info), nl=not not as_json)
+
+
+def _write_text(path: Path, text: str) -> None:
+    from .errors import UsageError
+
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
 @main.command()

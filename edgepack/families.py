@@ -26,6 +26,10 @@ class Family:
     ffn_in: str
     ffn_out: str
     uses_token_type_ids: bool
+    # Added for issue #4 (students, pruning, vocabulary rewrite).
+    position_embeddings: str = "embeddings.position_embeddings"
+    max_positions_key: str = "max_position_embeddings"
+    vocab_key: str = "vocab_size"
 
 
 BERT = Family(

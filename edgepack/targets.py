@@ -17,11 +17,23 @@ FORMATS = ("onnx", "tflite")
 class QuantizeSpec:
     mode: str = "dynamic-int8"
     per_channel: bool = True
-    # Node-name substrings kept in float regardless of mode (sensitive ops, see issue #5).
+    # Layers kept in float regardless of mode: layer names as in the report (`encoder.5.output.dense`,
+    # `encoder.0` for a whole block) or ONNX node-name substrings (sensitive ops, see issue #5).
     exclude: tuple[str, ...] = ()
     # Accuracy-aware fallback: when a parity gate fails, keep up to this many of the most
     # sensitive layers in float before giving up.
     fallback_max_layers: int = 0
+    # static-int8 only: how many training texts calibrate activation ranges.
+    calibration_size: int = 64
+    # static-int8 only: "int8" or "int16" activations (16x8 keeps more range; NPUs support both).
+    activations: str = "int8"
+    # static-int8 only: quantise every op, LayerNorm/Softmax/GELU included (NPUs/DSPs reject float ops).
+    full_integer: bool = False
+    # dynamic-int8, ONNX only: 0 = per-channel int8 weights (QDQ-free dynamic quantisation);
+    # N > 0 = int8 weights in blocks of N along the input dimension (MatMulNBits, int8 compute via
+    # accuracy_level 4). Blocks keep outlier columns from flattening a whole channel's scale:
+    # MiniLM's min cosine to fp32 goes 0.990 -> 0.999 (see bench/results/quant_modes.md).
+    block_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -129,6 +141,19 @@ def _check_section(raw: dict, cls, section: str, source: str) -> object:
     return cls(**kwargs)
 
 
+def _check_quantize(q: QuantizeSpec, formats: tuple[str, ...], source: str) -> None:
+    if q.activations not in ("int8", "int16"):
+        raise TargetError(f"{source}: 'quantize.activations' must be 'int8' or 'int16'")
+    if q.mode != "static-int8" and (q.full_integer or q.activations != "int8"):
+        raise TargetError(f"{source}: 'quantize.full_integer' and 'quantize.activations' need mode = \"static-int8\"")
+    if q.mode == "static-int8" and q.calibration_size < 1:
+        raise TargetError(f"{source}: 'quantize.calibration_size' must be at least 1")
+    if q.block_size and (q.mode != "dynamic-int8" or q.block_size < 16 or q.block_size & (q.block_size - 1)):
+        raise TargetError(f"{source}: 'quantize.block_size' needs mode = \"dynamic-int8\" and a power of two ≥ 16")
+    if q.fallback_max_layers and q.mode not in ("static-int8", "dynamic-int8"):
+        raise TargetError(f"{source}: 'quantize.fallback_max_layers' needs an int8 mode (static-int8 or dynamic-int8)")
+
+
 def parse_target(text: str, source: str) -> TargetProfile:
     try:
         raw = tomllib.loads(text)
@@ -165,6 +190,7 @@ def parse_target(text: str, source: str) -> TargetProfile:
     sections = {s: _check_section(raw.get(s, {}), cls, s, source) for s, cls in _SECTION_TYPES.items()}
     if sections["quantize"].mode not in QUANT_MODES:
         raise TargetError(f"{source}: 'quantize.mode' must be one of {list(QUANT_MODES)}")
+    _check_quantize(sections["quantize"], tuple(formats), source)
     if sections["student"].strategy not in ("teacher", "distil"):
         raise TargetError(f"{source}: 'student.strategy' must be 'teacher' or 'distil'")
     for key in ("heads_keep", "ffn_keep"):

@@ -83,13 +83,26 @@ def read_manifest(root: Path) -> dict:
         raise BundleFormatError(
             f"{path}: bundle format {version} is newer than this runtime reads ({FORMAT_VERSION}); upgrade edgepack"
         )
-    for key in ("task", "artifacts", "tokenizer", "files"):
+    for key, kind in (("task", str), ("artifacts", list), ("tokenizer", dict), ("files", dict)):
         if key not in manifest:
             raise BundleFormatError(f"{path}: manifest has no '{key}'")
+        if not isinstance(manifest[key], kind):
+            raise BundleFormatError(f"{path}: manifest '{key}' must be a JSON {kind.__name__}")
+    # A hand-edited manifest must fail here with one line, not as a KeyError deep in loading.
+    if not all(isinstance(a, dict) and isinstance(a.get("path"), str) and isinstance(a.get("format"), str) for a in manifest["artifacts"]):
+        raise BundleFormatError(f"{path}: every artifact needs a 'path' and a 'format'")
+    if not all(isinstance(meta, dict) for meta in manifest["files"].values()):
+        raise BundleFormatError(f"{path}: every file entry must be an object with a sha256")
+    if not isinstance(manifest["tokenizer"].get("file"), str) or not isinstance(manifest["tokenizer"].get("max_length"), int):
+        raise BundleFormatError(f"{path}: manifest tokenizer needs 'file' and 'max_length'")
     return manifest
 
 
 def verify_files(root: Path, manifest: dict, only: list[str] | None = None) -> None:
+    # A file we are about to load but the file table does not list would otherwise load unverified.
+    for rel in only or ():
+        if rel not in manifest["files"]:
+            raise BundleIntegrityError(f"{rel}: not listed in the manifest's file table, so it cannot be verified")
     for rel, meta in manifest["files"].items():
         if only is not None and rel not in only:
             continue
@@ -102,8 +115,7 @@ def verify_files(root: Path, manifest: dict, only: list[str] | None = None) -> N
 
 def encode(tokenizer, texts, max_length: int, pad_id: int = 0, pad_to: int | None = None):
     """Token ids and attention mask, int64 [batch, longest or pad_to]; truncates at max_length."""
-    tokenizer.enable_truncation(max_length)
-    tokenizer.no_padding()
+    configure_tokenizer(tokenizer, max_length)
     encs = tokenizer.encode_batch(list(texts))
     width = pad_to or max((len(e.ids) for e in encs), default=1)
     ids = np.full((len(encs), width), pad_id, dtype=np.int64)
@@ -113,6 +125,17 @@ def encode(tokenizer, texts, max_length: int, pad_id: int = 0, pad_to: int | Non
         ids[row, :n] = e.ids[:n]
         mask[row, :n] = 1
     return ids, mask
+
+
+def configure_tokenizer(tokenizer, max_length: int) -> None:
+    """Truncate at max_length, no padding. Reconfigures only when the settings differ: the setters
+    need exclusive access to the Rust tokenizer and raise "Already borrowed" while another thread
+    is inside encode_batch."""
+    truncation = tokenizer.truncation
+    if not truncation or truncation.get("max_length") != max_length:
+        tokenizer.enable_truncation(max_length)
+    if tokenizer.padding is not None:
+        tokenizer.no_padding()
 
 
 class _OnnxBackend:
@@ -207,12 +230,21 @@ class Bundle:
             from tokenizers import Tokenizer
         except ImportError:
             raise BackendUnavailable("tokenizers is not installed (pip install tokenizers)") from None
-        self.tokenizer = Tokenizer.from_file(str(confined(self.root, tokenizer_file)))
-        if self.format == "onnx":
-            self.backend = _OnnxBackend(confined(self.root, chosen[0]["path"]), chosen[0], threads)
-        else:
-            self.backend = _TFLiteBackend(self.root, chosen, threads)
+        try:
+            self.tokenizer = Tokenizer.from_file(str(confined(self.root, tokenizer_file)))
+            if self.format == "onnx":
+                self.backend = _OnnxBackend(confined(self.root, chosen[0]["path"]), chosen[0], threads)
+            else:
+                self.backend = _TFLiteBackend(self.root, chosen, threads)
+        except RuntimeErrorBase:
+            raise
+        except Exception as exc:  # the parsers raise their own types; callers get ours
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise BundleFormatError(f"{self.root}: cannot load the {self.format} model or tokenizer ({first})") from None
+        if self.format == "tflite":
             self.max_length = min(self.max_length, self.backend.max_length)
+        self.vocab_size = self.tokenizer.get_vocab_size()
+        configure_tokenizer(self.tokenizer, self.max_length)  # once, before any thread encodes
         self._lock = threading.Lock()
 
     # -- the public calls ------------------------------------------------------------------------
@@ -227,6 +259,14 @@ class Bundle:
 
     def run_ids(self, id_lists) -> np.ndarray:
         """Raw model output for pre-tokenised inputs (golden cases use this)."""
+        id_lists = [list(x) for x in id_lists]
+        if not id_lists:
+            return np.zeros((0, int(self.manifest.get("output_dim") or 0)), dtype=np.float32)
+        for x in id_lists:
+            if not x or len(x) > self.max_length:
+                raise InputError(f"each id list needs 1..{self.max_length} ids, got {len(x)}")
+            if min(x) < 0 or max(x) >= self.vocab_size:
+                raise InputError(f"token ids must be in 0..{self.vocab_size - 1}")
         width = max(len(x) for x in id_lists)
         ids = np.full((len(id_lists), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(id_lists), width), dtype=np.int64)
@@ -283,14 +323,18 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def _check_texts(texts) -> list[str]:
     if isinstance(texts, str):
-        return [texts]
+        texts = [texts]
     try:
         texts = list(texts)
     except TypeError:
         raise InputError("texts must be a string or a list of strings") from None
-    for t in texts:
+    for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise InputError(f"texts must be strings, got {type(t).__name__}")
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: the tokenizer would fail with a bare TypeError
+            raise InputError(f"texts[{i}] is not valid Unicode (lone surrogate); decode it with errors='replace'") from None
     return texts
 
 

@@ -60,6 +60,15 @@ def tokenizer_facts(tokenizer_json: Path) -> dict:
         "pad_id": vocab.get("[PAD]", 0),
         "unk_id": vocab.get(model.get("unk_token", "[UNK]")),
         "vocab_size": len(vocab),
+        # The Java tokenizer refuses pipelines it does not implement instead of silently diverging.
+        "normalizer": norm.get("type"),
+        "pre_tokenizer": (spec.get("pre_tokenizer") or {}).get("type"),
+        "post_processor": (spec.get("post_processor") or {}).get("type"),
+        # Added tokens are matched in the raw text before normalisation ("[MASK]" typed by a user is id 103).
+        "added_tokens": [
+            {k: tok.get(k) for k in ("id", "content", "special", "normalized", "lstrip", "rstrip", "single_word")}
+            for tok in spec.get("added_tokens") or []
+        ],
     }
 
 
@@ -123,7 +132,11 @@ def manifest_for(ctx: BuildContext) -> dict:
             "data": ctx.texts.source if ctx.texts else None,
             "data_sha256": ctx.texts.sha256 if ctx.texts else None,
             "seed": ctx.options.seed,
+            # lets `edgepack check --data` find the teacher without --teacher
+            "teacher_builtin": ctx.options.model is None,
         },
+        # the profile's gates, so `edgepack check --teacher/--data` in CI gates exactly as the build did
+        "budget": dataclasses.asdict(ctx.target.budget),
     }
 
 

@@ -59,7 +59,12 @@ def load_file(path: Path, text_column: str | None = None, label_column: str | No
     labels: list | None = None
     if suffix in (".csv", ".tsv"):
         delim = "\t" if suffix == ".tsv" else ","
-        rows = list(csv.reader(text.splitlines(), delimiter=delim, quoting=csv.QUOTE_NONE if delim == "\t" else csv.QUOTE_MINIMAL))
+        # csv refuses fields over 128 KiB by default; one huge field is cut at MAX_CHARS like a .txt line.
+        csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
+        try:
+            rows = list(csv.reader(text.splitlines(), delimiter=delim, quoting=csv.QUOTE_NONE if delim == "\t" else csv.QUOTE_MINIMAL))
+        except csv.Error as exc:
+            raise DataError(f"--data {path}: not a valid {suffix[1:].upper()} file ({exc})") from None
         if not rows:
             raise DataError(f"--data {path}: empty file")
         header, body = rows[0], rows[1:]

@@ -37,6 +37,7 @@ def markdown(ctx, metrics: dict) -> str:
     ]
     for failure in metrics.get("gates", {}).get("failures", []):
         lines.append(f"  - {failure}")
+    lines += fallback_markdown(metrics.get("fallback"), t.task)
     lines += ["", "## Parity", ""]
     if t.task == "text-classification":
         lines += ["| format | agreement vs teacher | agreement vs fp32 student | accuracy |", "|---|---|---|---|"]
@@ -68,6 +69,28 @@ def markdown(ctx, metrics: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fallback_markdown(fb: dict | None, task: str) -> list[str]:
+    """What the accuracy-aware int8 fallback kept in float, with the gate figures before and after."""
+    if not fb:
+        return []
+    key = "agreement" if task == "text-classification" else "cosine_min"
+    lines = ["", "## Accuracy-aware int8 fallback", "",
+             f"A parity gate failed with every layer in int8; the most sensitive layers were kept in float "
+             f"(at most {fb['max_layers']}).", "",
+             f"| format | kept in float | {key} vs fp32 student before → after | {key} vs teacher before → after | size before → after (bytes) | passed |",
+             "|---|---|---|---|---|---|"]
+    for fmt, e in fb["formats"].items():
+        b, a = e["before"], e.get("after", e["before"])
+        lines.append(
+            f"| {fmt} | {', '.join(e['kept_float']) or '-'} | {_fmt(b['vs_student_fp32'][key])} → {_fmt(a['vs_student_fp32'][key])} "
+            f"| {_fmt(b['vs_teacher'][key])} → {_fmt(a['vs_teacher'][key])} | {b['size_bytes']} → {a['size_bytes']} | {'yes' if e['passed'] else 'no'} |"
+        )
+    for fmt, e in fb["formats"].items():
+        ranked = ", ".join(f"{x['layer']} ({x['error_removed']:.2e})" for x in e["sensitivity"][:5])
+        lines.append(f"\n{fmt}: most sensitive layers (output error removed by keeping each alone in float): {ranked}.")
+    return lines
+
+
 def write_reports(ctx, dst: Path) -> None:
     metrics = ctx.metrics
     doc = {
@@ -75,9 +98,15 @@ def write_reports(ctx, dst: Path) -> None:
         "task": ctx.teacher.task,
         "teacher": ctx.teacher.description,
         "student": ctx.student_info,
-        "quantize": {"mode": ctx.target.quantize.mode, "per_channel": ctx.target.quantize.per_channel},
+        "quantize": {"mode": ctx.target.quantize.mode, "per_channel": ctx.target.quantize.per_channel,
+                     "exclude": list(ctx.target.quantize.exclude), "activations": ctx.target.quantize.activations,
+                     "full_integer": ctx.target.quantize.full_integer,
+                     "kept_float": {f: e["kept_float"] for f, e in metrics.get("fallback", {}).get("formats", {}).items()}},
         "metrics": metrics,
         "timings_s": ctx.timings,
     }
     (dst / "report.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     (dst / "report.md").write_text(markdown(ctx, metrics), encoding="utf-8")
+    from ..html_report import write as write_html
+
+    write_html(ctx, metrics, dst)

@@ -56,14 +56,30 @@ def latency(bundle, buckets, texts, reps: int) -> dict:
     filler = max(ids_pool, key=len) if ids_pool else [0]
     for seq in buckets:
         ids = (filler * (seq // max(len(filler), 1) + 1))[:seq]
-        result["buckets"][str(seq)] = percentiles(time_calls(lambda: bundle.run_ids([ids]), reps))
+        samples = time_calls(lambda: bundle.run_ids([ids]), reps)
+        # raw samples kept for report.html's latency distribution plot
+        result["buckets"][str(seq)] = {**percentiles(samples), "samples_ms": [round(x, 4) for x in samples]}
     sample = list(texts)[: max(reps, 1)]
     per_sentence = []
     for t in sample:
         per_sentence += time_calls(lambda: bundle.outputs([t]), 1, warmup=0)
-    result["sentences"] = percentiles(per_sentence)
+    result["sentences"] = {**percentiles(per_sentence), "samples_ms": [round(x, 4) for x in per_sentence]}
     result["sentence_tokens_mean"] = float(np.mean([len(x) for x in ids_pool])) if ids_pool else 0.0
     return result
+
+
+def _teacher_tokenizer(ctx: BuildContext, bundle_tokenizer):
+    """A student with a pruned vocabulary (issue #4) has its own ids; the teacher needs its own tokenizer."""
+    from pathlib import Path
+
+    from ..modeling import weights_dir
+
+    teacher_json = weights_dir(ctx.teacher.path) / "tokenizer.json"
+    if ctx.tokenizer_dir is None or Path(ctx.tokenizer_dir) == weights_dir(ctx.teacher.path) or not teacher_json.is_file():
+        return bundle_tokenizer
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(teacher_json))
 
 
 def reference_outputs(ctx: BuildContext, texts, tokenizer, max_length: int) -> dict:
@@ -72,7 +88,7 @@ def reference_outputs(ctx: BuildContext, texts, tokenizer, max_length: int) -> d
     torch.set_num_threads(max(1, torch.get_num_threads()))
     t = ctx.teacher
     teacher_head = wrap(load_hf_model(t.path, t.task, ctx.options.allow_pickle), t.task, t.family, t.pooling, t.normalize)
-    refs = {"teacher": run_torch(teacher_head, tokenizer, texts, max_length)}
+    refs = {"teacher": run_torch(teacher_head, _teacher_tokenizer(ctx, tokenizer), texts, max_length)}
     if str(ctx.student_dir) == str(t.path) or ctx.student_info.get("strategy") == "teacher":
         refs["student_fp32"] = refs["teacher"]
     else:
@@ -81,16 +97,19 @@ def reference_outputs(ctx: BuildContext, texts, tokenizer, max_length: int) -> d
     return refs
 
 
-def evaluate(ctx: BuildContext, reps: int | None = None) -> dict:
+def evaluate(ctx: BuildContext, reps: int | None = None, refs_cache: dict | None = None) -> dict:
+    """`refs_cache` (a dict) keeps the torch reference outputs across calls (the int8 fallback re-evaluates)."""
     texts = list(ctx.texts.validation)
     labels = ctx.texts.validation_labels
     reps = reps or (10 if ctx.options.quick else 30)
     metrics = {"validation_texts": len(texts), "validation_source": ctx.texts.source, "formats": {}}
-    refs = None
+    refs = (refs_cache or {}).get("refs")
     for fmt in ctx.target.formats:
         bundle = load_bundle(ctx.staging_dir, format=fmt, threads=ctx.target.threads)
         if refs is None:
             refs = reference_outputs(ctx, texts, bundle.tokenizer, bundle.max_length)
+            if refs_cache is not None:
+                refs_cache["refs"] = refs
         got = bundle.outputs(texts)
         entry = {
             "vs_teacher": parity(ctx.teacher.task, got, refs["teacher"], labels),
@@ -99,6 +118,9 @@ def evaluate(ctx: BuildContext, reps: int | None = None) -> dict:
             "size_bytes": sum((ctx.staging_dir / a.path).stat().st_size for a in ctx.artifacts if a.format == fmt),
             "largest_file_bytes": max((ctx.staging_dir / a.path).stat().st_size for a in ctx.artifacts if a.format == fmt),
         }
+        from ..html_report import plot_data  # per-sentence points for report.html
+
+        entry["plot"] = plot_data(ctx.teacher.task, got, refs["teacher"])
         metrics["formats"][fmt] = entry
     if labels is not None and ctx.teacher.task == "text-classification":
         metrics["teacher_accuracy"] = float((refs["teacher"].argmax(1) == np.asarray(labels)).mean())
@@ -135,8 +157,14 @@ def gate_failures(ctx: BuildContext, metrics: dict) -> list[str]:
 
 
 def run(ctx: BuildContext) -> BuildContext:
-    metrics = evaluate(ctx)
+    refs_cache: dict = {}
+    metrics = evaluate(ctx, refs_cache=refs_cache)
     fails = gate_failures(ctx, metrics)
+    from .. import fallback
+
+    if fallback.applies(ctx, fails):
+        # Accuracy-aware fallback (issue #5): keep the most sensitive layers in float until the gate passes.
+        ctx, metrics, fails = fallback.recover(ctx, metrics, fails, refs_cache)
     metrics["gates"] = {"passed": not fails, "failures": fails}
     ctx = dataclasses.replace(ctx, metrics={**ctx.metrics, **metrics})
     if fails:

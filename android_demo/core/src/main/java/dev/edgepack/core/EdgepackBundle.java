@@ -1,0 +1,129 @@
+package dev.edgepack.core;
+
+import java.io.File;
+import java.io.FileInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * An opened bundle: manifest read, vocab verified against its sha256, tokenizer ready, buckets known.
+ * Model bytes are read through {@link #readVerified} so the interpreter only ever sees bytes whose hash
+ * matched (hashing a file and then loading it again would leave a window to swap it).
+ *
+ * <p>Where the files come from is a {@link Source}: Android assets in the app, a directory on the JVM.
+ */
+public final class EdgepackBundle {
+    public interface Source {
+        InputStream open(String relativePath) throws IOException;
+    }
+
+    /** A bundle directory on disk (JVM tests, or a bundle downloaded into app storage). */
+    public static Source directory(final File root) {
+        return rel -> new FileInputStream(new File(root, rel));
+    }
+
+    public final Manifest manifest;
+    public final WordPieceTokenizer tokenizer;
+    public final String format;
+    /** The chosen format's models, smallest sequence bucket first. */
+    public final List<Manifest.Artifact> models;
+    /** Their sequence lengths; all 0 for a dynamic-shape format. */
+    public final int[] buckets;
+    private final Source source;
+
+    private EdgepackBundle(Source source, Manifest manifest, String format, WordPieceTokenizer tokenizer) {
+        this.source = source;
+        this.manifest = manifest;
+        this.format = format;
+        this.models = manifest.artifacts(format);
+        this.buckets = manifest.buckets(format);
+        this.tokenizer = tokenizer;
+    }
+
+    /** Opens the bundle for one model format ("tflite" in the app). */
+    public static EdgepackBundle open(Source source, String format) throws IOException, BundleException {
+        byte[] raw;
+        try (InputStream in = source.open(Manifest.FILE)) {
+            raw = WordPieceTokenizer.readAll(in);
+        } catch (java.io.FileNotFoundException e) {
+            throw new BundleException("not an edgepack bundle (no " + Manifest.FILE + ")", e);
+        }
+        Manifest m = Manifest.parse(new String(raw, StandardCharsets.UTF_8));
+        List<Manifest.Artifact> chosen = m.artifacts(format);
+        if (chosen.isEmpty()) {
+            List<String> have = new ArrayList<>();
+            for (Manifest.Artifact a : m.artifacts) if (!have.contains(a.format)) have.add(a.format);
+            throw new BundleException("bundle has no " + format + " model (has: " + have + ")");
+        }
+        // Static shapes cap the length: the largest bucket is the longest input the models accept.
+        int maxLength = m.tokenizer.maxLength;
+        int largest = chosen.get(chosen.size() - 1).sequenceLength;
+        if (largest > 0) maxLength = Math.min(maxLength, largest);
+        EdgepackBundle partial = new EdgepackBundle(source, m, format, null);
+        byte[] vocab = partial.readVerified(m.tokenizer.vocabFile);
+        List<String> vocabById = WordPieceTokenizer.readVocab(new java.io.ByteArrayInputStream(vocab));
+        return new EdgepackBundle(source, m, format, new WordPieceTokenizer(vocabById, m.tokenizer, maxLength));
+    }
+
+    /** The file's bytes, after checking them against the manifest's sha256 (and the artifact's, for models). */
+    public byte[] readVerified(String relativePath) throws IOException, BundleException {
+        String expected = manifest.fileSha256.get(Manifest.checkPath(relativePath));
+        if (expected == null) throw new BundleException.Integrity(relativePath + ": not listed in the manifest; refusing to load it");
+        byte[] data;
+        try (InputStream in = source.open(relativePath)) {
+            data = WordPieceTokenizer.readAll(in);
+        } catch (java.io.FileNotFoundException e) {
+            throw new BundleException.Integrity(relativePath + ": listed in the manifest but missing");
+        }
+        Sha256.verify(relativePath, data, expected);
+        for (Manifest.Artifact a : manifest.artifacts) {
+            if (a.path.equals(relativePath)) Sha256.verify(relativePath, data, a.sha256);
+        }
+        return data;
+    }
+
+    /** Checks every file the manifest lists; returns the first problem, or null when all match. */
+    public String verifyAll() throws IOException {
+        for (String rel : manifest.fileSha256.keySet()) {
+            try {
+                readVerified(rel);
+            } catch (BundleException e) {
+                return e.getMessage();
+            }
+        }
+        return null;
+    }
+
+    /** Index into {@link #models} of the smallest bucket that holds these ids. */
+    public int modelFor(int[] ids) {
+        return Buckets.choose(buckets, ids.length);
+    }
+
+    /** Tokenised, bucketed and padded input for one text: what the interpreter is fed. */
+    public static final class Input {
+        public final int[] ids;
+        public final int model;
+        public final int[] paddedIds;
+        public final int[] attentionMask;
+
+        Input(int[] ids, int model, int[] paddedIds, int[] attentionMask) {
+            this.ids = ids;
+            this.model = model;
+            this.paddedIds = paddedIds;
+            this.attentionMask = attentionMask;
+        }
+    }
+
+    public Input prepare(String text) {
+        return prepareIds(tokenizer.encode(text));
+    }
+
+    public Input prepareIds(int[] ids) {
+        int model = modelFor(ids);
+        int bucket = buckets[model] > 0 ? buckets[model] : ids.length;
+        return new Input(ids, model, Buckets.padIds(ids, bucket, tokenizer.padId()), Buckets.mask(ids.length, bucket));
+    }
+}

@@ -1,0 +1,187 @@
+"""`edgepack inspect`: what is inside a bundle — manifest summary, operators per artifact, how much
+of the weight bytes are quantised, and where the bytes go (embeddings vs encoder vs the rest).
+
+Reads the graphs as data (onnx protobuf, TFLite flatbuffer); never runs them. Artifacts whose sha256
+differs from the manifest are reported, not parsed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BundleFormatError
+from .runtime import edgepack_runtime as rt
+
+QUANTISED = {"int8", "uint8", "int4", "uint4", "int16"}
+FLOAT = {"float32", "float16", "bfloat16", "float64"}
+EMBEDDING_OPS = {"Gather", "GATHER", "EMBEDDING_LOOKUP"}
+DENSE_OPS = {"MatMul", "MatMulInteger", "Gemm", "QLinearMatMul", "DynamicQuantizeMatMul", "FULLY_CONNECTED", "BATCH_MATMUL"}
+
+
+def part_of(name: str, consumer_name: str, consumer_op: str) -> str:
+    """Attribute a weight to a part of the network, by its name or by the node that uses it."""
+    # litert-torch names tensors by module path, which starts with our wrapper "EmbeddingHead".
+    text = f"{name} {consumer_name}".lower().replace("embeddinghead", "head")
+    if "encoder" in text or "layer." in text:
+        return "encoder"
+    if "embedding" in text or consumer_op in EMBEDDING_OPS:
+        return "embeddings"
+    if "pooler" in text or "classifier" in text:
+        return "other"
+    return "encoder" if consumer_op in DENSE_OPS else "other"
+
+
+def _weights_summary(weights) -> dict:
+    """weights: iterable of (dtype name, element count, bytes, part)."""
+    out = {"tensors": 0, "bytes": 0, "params": 0, "quantised_bytes": 0, "quantised_params": 0, "float_bytes": 0,
+           "parts": {"embeddings": 0, "encoder": 0, "other": 0}, "dtypes": Counter()}
+    for dtype, numel, nbytes, part in weights:
+        if numel <= 1:  # scalars: scales, zero points, shape constants
+            continue
+        out["tensors"] += 1
+        out["bytes"] += nbytes
+        out["params"] += numel
+        out["parts"][part] += nbytes
+        out["dtypes"][dtype] += nbytes
+        if dtype in QUANTISED:
+            out["quantised_bytes"] += nbytes
+            out["quantised_params"] += numel
+        elif dtype in FLOAT:
+            out["float_bytes"] += nbytes
+    out["dtypes"] = dict(out["dtypes"].most_common())
+    out["quantised_share_params"] = out["quantised_params"] / out["params"] if out["params"] else 0.0
+    out["quantised_share_bytes"] = out["quantised_bytes"] / out["bytes"] if out["bytes"] else 0.0
+    return out
+
+
+def onnx_details(path: Path) -> dict:
+    import onnx
+    from onnx import helper
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    consumer = {}
+    for node in graph.node:
+        for name in node.input:
+            consumer.setdefault(name, (node.name, node.op_type))
+    weights = []
+    for init in graph.initializer:
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(init.data_type)).name if init.data_type != onnx.TensorProto.BFLOAT16 else "bfloat16"
+        numel = int(np.prod(init.dims)) if init.dims else 1
+        nbytes = len(init.raw_data) if init.raw_data else numel * np.dtype(helper.tensor_dtype_to_np_dtype(init.data_type)).itemsize
+        cname, cop = consumer.get(init.name, ("", ""))
+        weights.append((dtype, numel, nbytes, part_of(init.name, cname, cop)))
+    return {"operators": dict(Counter(n.op_type for n in graph.node).most_common()), "weights": _weights_summary(weights)}
+
+
+def tflite_details(path: Path) -> dict:
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    op_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    type_names = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    ops, weights = Counter(), []
+    for sg in model.subgraphs:
+        consumer = {}
+        for op in sg.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            name = op_names.get(max(code.builtinCode, code.deprecatedBuiltinCode), str(code.builtinCode))
+            if name == "CUSTOM" and code.customCode:
+                name = f"CUSTOM:{code.customCode.decode(errors='replace')}"
+            ops[name] += 1
+            for idx in op.inputs if op.inputs is not None else ():
+                consumer.setdefault(int(idx), name)
+        for i, t in enumerate(sg.tensors):
+            buf = model.buffers[t.buffer] if t.buffer < len(model.buffers) else None
+            nbytes = len(buf.data) if buf is not None and buf.data is not None else int(getattr(buf, "size", 0) or 0)
+            if not nbytes:
+                continue  # activations and inputs have no buffer
+            numel = int(np.prod(t.shape)) if t.shape is not None and len(t.shape) else 1
+            tname = t.name.decode(errors="replace") if isinstance(t.name, bytes) else str(t.name)
+            cop = consumer.get(i, "")
+            weights.append((type_names.get(t.type, str(t.type)), numel, nbytes, part_of(tname, "", cop)))
+    return {"operators": dict(ops.most_common()), "weights": _weights_summary(weights)}
+
+
+def artifact_details(root: Path, art: dict) -> dict:
+    path = rt.confined(root, art["path"])
+    out = {k: art.get(k) for k in ("path", "format", "precision", "quantization", "sequence_length")}
+    out["bytes"] = path.stat().st_size if path.is_file() else None
+    if not path.is_file():
+        out["error"] = "missing"
+    elif rt.sha256_file(path) != art.get("sha256", rt.sha256_file(path)):
+        out["error"] = "sha256 differs from the manifest; not parsed"
+    else:
+        out.update(onnx_details(path) if art["format"] == "onnx" else tflite_details(path))
+    return out
+
+
+def inspect_bundle(path) -> dict:
+    root = Path(path)
+    if not root.is_dir():
+        raise BundleFormatError(f"{path}: no such bundle directory")
+    try:
+        m = rt.read_manifest(root)
+    except rt.BundleFormatError as exc:
+        raise BundleFormatError(str(exc)) from None
+    summary = {
+        "bundle": str(root),
+        "format_version": m.get("format_version"),
+        "target": m.get("target"),
+        "task": m.get("task"),
+        "default_format": m.get("default_format"),
+        "output": m.get("output"),
+        "output_dim": m.get("output_dim"),
+        "pooling": m.get("pooling"),
+        "labels": m.get("labels") or [],
+        "tokenizer": {k: m["tokenizer"].get(k) for k in ("type", "vocab_size", "max_length", "lowercase")},
+        "teacher": m.get("teacher"),
+        "student": (m.get("student") or {}).get("description"),
+        "golden_cases": len(m.get("golden") or []),
+        "budget": m.get("budget"),
+        "tools": (m.get("provenance") or {}).get("tools", {}),
+        "files": {rel: meta.get("bytes") for rel, meta in m.get("files", {}).items()},
+        "total_bytes": sum(int(meta.get("bytes") or 0) for meta in m.get("files", {}).values()),
+    }
+    try:
+        summary["artifacts"] = [artifact_details(root, a) for a in m["artifacts"]]
+    except rt.BundleFormatError as exc:
+        raise BundleFormatError(str(exc)) from None
+    return summary
+
+
+def _mb(n) -> str:
+    return f"{n / 1e6:.2f} MB" if n is not None else "?"
+
+
+def render(info: dict) -> str:
+    """Plain text for people (the --json output is the same data)."""
+    lines = [
+        f"bundle {info['bundle']}: target {info['target']}, task {info['task']}, format v{info['format_version']}",
+        f"  output: {info['output']} [{info['output_dim']}]" + (f", labels {', '.join(info['labels'])}" if info["labels"] else ""),
+        f"  tokenizer: {info['tokenizer']['type']}, vocab {info['tokenizer']['vocab_size']}, max_length {info['tokenizer']['max_length']}",
+        f"  teacher: {info['teacher']}",
+        f"  student: {info['student']}",
+        f"  golden cases: {info['golden_cases']}; files: {len(info['files'])}, {_mb(info['total_bytes'])} in all",
+    ]
+    if info.get("budget"):
+        gated = {k: v for k, v in info["budget"].items() if v}
+        lines.append("  budget: " + ", ".join(f"{k}={v:g}" for k, v in gated.items()))
+    for a in info["artifacts"]:
+        seq = f", seq {a['sequence_length']}" if a.get("sequence_length") else ""
+        lines.append(f"\n{a['path']} ({a['format']}, {a['precision']}{seq}): {_mb(a['bytes'])}")
+        if "error" in a:
+            lines.append(f"  {a['error']}")
+            continue
+        w = a["weights"]
+        lines.append(
+            f"  weights: {w['params']:,} params in {w['tensors']} tensors, {_mb(w['bytes'])}; quantised: "
+            f"{w['quantised_share_params']:.1%} of params, {w['quantised_share_bytes']:.1%} of weight bytes"
+        )
+        lines.append("  by part: " + ", ".join(f"{k} {_mb(v)}" for k, v in w["parts"].items()))
+        lines.append("  by dtype: " + ", ".join(f"{k} {_mb(v)}" for k, v in w["dtypes"].items()))
+        lines.append("  operators: " + ", ".join(f"{k}×{v}" for k, v in a["operators"].items()))
+    return "\n".join(lines) + "\n"

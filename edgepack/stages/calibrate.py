@@ -1,0 +1,240 @@
+"""Static int8: calibrate activation ranges on the build's training texts, then quantise.
+
+onnx:   onnxruntime.quantization.quantize_static, QDQ format, int8 weights and activations. Only the
+        matrix products and the embedding lookups are quantised by default; LayerNorm, GELU (Erf),
+        Softmax and the residual adds stay float, because int8 ranges cannot hold their outliers
+        (optimum#151). Ranges are cached as JSON beside the fp32 graph so the accuracy-aware fallback
+        re-quantises with more layers in float without re-calibrating.
+tflite: ai-edge-quantizer static recipes (int8 or int16 activations), calibrated per sequence bucket
+        with inputs padded exactly as the runtime pads them. Same default exclusions as ONNX.
+
+`full_integer` (NPU/DSP profiles) quantises every op the quantiser supports: NPUs reject float ops.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import layer_names
+from ..errors import UsageError
+from .export import quiet
+
+# Ops with weights or large matrix products: the part of the graph where int8 pays off.
+ONNX_QUANT_OPS = ("MatMul", "Gemm", "Gather")
+TFLITE_QUANT_OPS = ("FULLY_CONNECTED", "BATCH_MATMUL")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Token ids of the calibration texts (already truncated at max_length), batch of one each."""
+
+    ids: tuple[tuple[int, ...], ...]
+    max_length: int
+    pad_id: int = 0
+
+    @property
+    def key(self) -> str:
+        h = hashlib.sha256(json.dumps([self.max_length, self.pad_id, self.ids]).encode())
+        return h.hexdigest()[:20]
+
+
+def load_tokenizer(tokenizer_dir: Path):
+    """The exact tokenizer the bundle ships (tokenizer.json, or the fast tokenizer's backend)."""
+    from tokenizers import Tokenizer
+
+    path = Path(tokenizer_dir) / "tokenizer.json"
+    if path.is_file():
+        return Tokenizer.from_file(str(path))
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir, use_fast=True, local_files_only=True, trust_remote_code=False)
+    return tok.backend_tokenizer
+
+
+def calibration_set(ctx, limit: int | None = None) -> Calibration:
+    """Calibration texts come from the training split: validation stays unseen for the gates."""
+    limit = limit or ctx.target.quantize.calibration_size
+    texts = [t for t in (ctx.texts.train or ctx.texts.validation) if t][:limit]
+    if not texts:
+        raise UsageError("static-int8 needs calibration text; pass --data with a few sentences")
+    max_length = min(ctx.teacher.max_length, max(ctx.target.sequence_buckets))
+    return encode_texts(load_tokenizer(ctx.tokenizer_dir), texts, max_length)
+
+
+def encode_texts(tokenizer, texts, max_length: int) -> Calibration:
+    tokenizer.enable_truncation(max_length)
+    tokenizer.no_padding()
+    pad_id = tokenizer.token_to_id("[PAD]") or 0
+    ids = tuple(tuple(e.ids) for e in tokenizer.encode_batch(list(texts)) if e.ids)
+    return Calibration(ids=ids, max_length=max_length, pad_id=pad_id)
+
+
+def onnx_feeds(calib: Calibration) -> list[dict]:
+    """One text per run at its own length: padding would put junk activations into the ranges."""
+    return [
+        {"input_ids": np.asarray([ids], dtype=np.int64), "attention_mask": np.ones((1, len(ids)), dtype=np.int64)}
+        for ids in calib.ids
+    ]
+
+
+def tflite_feeds(calib: Calibration, seq: int) -> list[dict]:
+    """Batch 1 padded to the bucket with mask 0, exactly what the runtime feeds LiteRT."""
+    feeds = []
+    for ids in calib.ids:
+        n = min(len(ids), seq)
+        x = np.full((1, seq), calib.pad_id, dtype=np.int32)
+        m = np.zeros((1, seq), dtype=np.int32)
+        x[0, :n] = ids[:n]
+        m[0, :n] = 1
+        feeds.append({"input_ids": x, "attention_mask": m})
+    return feeds
+
+
+# -- ONNX --------------------------------------------------------------------------------------------
+
+def onnx_quantizable(path: Path, full_integer: bool = False) -> dict[str, list[str]]:
+    """Layer name -> names of the nodes static quantisation would touch in that layer."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {i.name for i in graph.initializer}
+    out: dict[str, list[str]] = {}
+    for node in graph.node:
+        if node.op_type in ("Constant", "Shape", "Identity"):
+            continue
+        if not full_integer:
+            if node.op_type not in ONNX_QUANT_OPS:
+                continue
+            # Gather on shapes (int64 index arithmetic) is not a float op; only embedding lookups count.
+            if node.op_type == "Gather" and (not node.input or node.input[0] not in weights):
+                continue
+        out.setdefault(layer_names.onnx_layer(node.name), []).append(node.name)
+    return out
+
+
+def onnx_excluded_nodes(path: Path, exclude, full_integer: bool = False) -> list[str]:
+    nodes = []
+    for layer, names in onnx_quantizable(path, full_integer).items():
+        nodes += [n for n in names if layer_names.matches(layer, n, exclude)]
+    return nodes
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over a list of feeds."""
+
+    def __init__(self, feeds):
+        self._it = iter(feeds)
+
+    def get_next(self):
+        return next(self._it, None)
+
+
+def quantize_onnx_static(src: Path, dst: Path, per_channel: bool, exclude, calibration: Calibration,
+                         full_integer: bool = False, activations: str = "int8") -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    if calibration is None:
+        raise UsageError("static-int8 needs calibration data")
+    # u8 activations x s8 weights: the pairing ORT's CPU kernels fuse into QLinearMatMul. With s8
+    # activations the QDQ graph runs DequantizeLinear + float MatMul, slower than fp32 (measured:
+    # MiniLM @128 tokens, 1 thread, x86: 8.5 ms u8s8 vs 111 ms s8s8 vs 50 ms fp32).
+    act = {"int8": QuantType.QUInt8, "int16": QuantType.QInt16}[activations]
+    op_types = None if full_integer else list(ONNX_QUANT_OPS)
+    # The JSON range cache lives beside the (content-addressed) fp32 graph: same graph, same texts,
+    # same op set -> same ranges, so fallback re-quantisations skip calibration.
+    cache = Path(src).parent / f"calib-{calibration.key}-{'full' if full_integer else 'mm'}-{activations}.json"
+    with quiet():
+        quantize_static(
+            str(src),
+            str(dst),
+            _Reader(onnx_feeds(calibration)),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=op_types,
+            per_channel=per_channel,
+            activation_type=act,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=onnx_excluded_nodes(src, exclude, full_integer),
+            calibrate_method=CalibrationMethod.MinMax,
+            calibration_cache_path=str(cache),
+            extra_options={"ActivationSymmetric": activations == "int16", "WeightSymmetric": True},
+        )
+
+
+# -- TFLite ------------------------------------------------------------------------------------------
+
+def tflite_ops(path: Path) -> list[tuple[str, str, str]]:
+    """(op name, layer, quantiser scope) for every op of the main subgraph, in order."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    names = {t["index"]: t["name"] for t in interp.get_tensor_details()}
+    out = []
+    for op in interp._get_ops_details():  # noqa: SLF001 - the public API has no per-op listing
+        outs = [names.get(i, "") for i in op["outputs"] if i >= 0]
+        scope = ";".join(n for n in outs if n) + (";" if any(outs) else "")
+        out.append((op["op_name"], layer_names.tflite_layer(outs[0]) if outs else "", scope))
+    return out
+
+
+def tflite_quantizable(path: Path, full_integer: bool = False) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for op, layer, scope in tflite_ops(path):
+        if full_integer or op in TFLITE_QUANT_OPS + ("EMBEDDING_LOOKUP",):
+            out.setdefault(layer, []).append(scope)
+    return out
+
+
+def add_tflite_exclusions(rm, path: Path, exclude, full_integer: bool) -> None:
+    """Append a no-quantise entry for the excluded layers' ops (later recipe entries win)."""
+    from ai_edge_quantizer import algorithm_manager, qtyping
+
+    scopes = [s for layer, ss in tflite_quantizable(path, full_integer).items()
+              if layer_names.matches(layer, "", exclude) for s in ss]
+    if scopes:
+        # An anchored alternation of exact op scopes touches nothing else.
+        regex = "^(?:" + "|".join(re.escape(s) for s in scopes) + ")$"
+        rm.add_quantization_config(regex, qtyping.TFLOperationName.ALL_SUPPORTED, None,
+                                   algorithm_manager.AlgorithmName.NO_QUANTIZE)
+
+
+def tflite_recipe(path: Path, exclude, activations: str, full_integer: bool) -> list:
+    from ai_edge_quantizer import qtyping, recipe_manager
+
+    bits = {"int8": 8, "int16": 16}[activations]
+    rm = recipe_manager.RecipeManager()
+    ops = [qtyping.TFLOperationName.ALL_SUPPORTED] if full_integer else [qtyping.TFLOperationName(o) for o in TFLITE_QUANT_OPS]
+    for op in ops:
+        rm.add_static_config(".*", op, activation_num_bits=bits, weight_num_bits=8)
+    # LiteRT has no static int8 embedding lookup; int8 weights with the hybrid kernel keep the
+    # (largest) table small without a float copy at run time.
+    rm.add_dynamic_config(".*", qtyping.TFLOperationName.EMBEDDING_LOOKUP, num_bits=8)
+    add_tflite_exclusions(rm, path, exclude, full_integer)
+    return rm.get_quantization_recipe()
+
+
+_TFLITE_QSVS: dict[tuple, dict] = {}  # (fp32 path, calibration key, activations, full) -> ranges
+
+
+def quantize_tflite_static(src: Path, dst: Path, exclude, calibration: Calibration, seq: int,
+                           activations: str = "int8", full_integer: bool = False) -> None:
+    from ai_edge_quantizer import quantizer
+
+    if calibration is None:
+        raise UsageError("static-int8 needs calibration data")
+    key = (str(src), calibration.key, activations, full_integer)
+    with quiet():
+        if key not in _TFLITE_QSVS:
+            # Calibrate with nothing excluded so every later exclusion set finds its ranges.
+            full = quantizer.Quantizer(str(src))
+            full.load_quantization_recipe(tflite_recipe(src, (), activations, full_integer))
+            _TFLITE_QSVS[key] = full.calibrate({"serving_default": tflite_feeds(calibration, seq)}, num_threads=1)
+        q = quantizer.Quantizer(str(src))
+        q.load_quantization_recipe(tflite_recipe(src, exclude, activations, full_integer))
+        result = q.quantize(_TFLITE_QSVS[key], enable_progress_report=False)
+        Path(dst).write_bytes(result.quantized_model)

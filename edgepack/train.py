@@ -1,0 +1,219 @@
+"""Distillation on Hugging Face Accelerate: one loop for 1 CPU, N processes or N GPUs.
+
+`accelerate launch -m edgepack build ...` (or torchrun) starts several processes; the Accelerator
+wraps the student in DDP and each process trains on its own share of the batches. Only the main
+process writes caches and the bundle (see `is_main_process`).
+
+Losses (sentence-transformers / DistilBERT practice):
+- embedding teachers: MSE between pooled (un-normalised) embeddings + (1 - cosine);
+- classifiers: KL(student || teacher) at temperature T, times T^2 (Hinton et al. 2015), + cross-entropy
+  when labels exist, + MSE between mean-pooled last hidden states.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .cache import StageDir, hash_parts
+from .families import FAMILIES
+
+
+def is_main_process() -> bool:
+    """True unless launched as a non-zero rank (accelerate launch / torchrun set RANK)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def accelerator():
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+
+    # Unused parameters (e.g. BERT's pooler under mean pooling) would stall DDP's gradient sync.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    return Accelerator(cpu=not torch.cuda.is_available(), kwargs_handlers=[ddp])
+
+
+@dataclass(frozen=True)
+class Setup:
+    task: str  # sentence-embedding | text-classification
+    family: str
+    pooling: str
+    max_length: int
+    temperature: float = 2.0
+
+
+def tokenize(tokenizer, texts, max_length: int) -> list[list[int]]:
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length)
+    return [e.ids for e in tokenizer.encode_batch(list(texts))]
+
+
+def make_batches(ids: list[list[int]], batch_size: int, seed: int, epoch: int = 0) -> list[list[int]]:
+    """Indices grouped by similar length (little padding, much faster on CPU), batches in random order."""
+    rng = random.Random(seed * 1000 + epoch)
+    order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), rng.random()))
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(ids: list[list[int]], index: list[int], device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    longest = max(len(ids[i]) for i in index)
+    input_ids = torch.zeros(len(index), longest, dtype=torch.long)
+    mask = torch.zeros(len(index), longest, dtype=torch.long)
+    for row, i in enumerate(index):
+        input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
+        mask[row, : len(ids[i])] = 1
+    if device is not None:
+        input_ids, mask = input_ids.to(device), mask.to(device)
+    return input_ids, mask
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+def forward(model, setup: Setup, input_ids, mask, head_mask=None) -> dict[str, torch.Tensor]:
+    """The model's product before normalisation: pooled embedding, or logits + pooled last hidden state."""
+    kwargs = {"input_ids": input_ids, "attention_mask": mask}
+    if FAMILIES[setup.family].uses_token_type_ids:
+        kwargs["token_type_ids"] = torch.zeros_like(input_ids)
+    if head_mask is not None:
+        kwargs["head_mask"] = head_mask
+    if setup.task == "text-classification":
+        out = model(**kwargs, output_hidden_states=True)
+        return {"logits": out.logits, "hidden": mean_pool(out.hidden_states[-1], mask)}
+    hidden = model(**kwargs).last_hidden_state
+    pooled = hidden[:, 0] if setup.pooling == "cls" else mean_pool(hidden, mask)
+    return {"embedding": pooled}
+
+
+def loss_terms(setup: Setup, student: dict, teacher: dict, labels: torch.Tensor | None = None) -> torch.Tensor:
+    f = torch.nn.functional
+    if setup.task == "text-classification":
+        t = setup.temperature
+        kl = f.kl_div(f.log_softmax(student["logits"] / t, -1), f.softmax(teacher["logits"] / t, -1), reduction="batchmean")
+        loss = kl * t * t + f.mse_loss(student["hidden"], teacher["hidden"])
+        if labels is not None and (labels >= 0).any():
+            keep = labels >= 0
+            loss = loss + f.cross_entropy(student["logits"][keep], labels[keep])
+        return loss
+    s, te = student["embedding"], teacher["embedding"]
+    return f.mse_loss(s, te) + (1 - f.cosine_similarity(s, te, dim=-1)).mean()
+
+
+@torch.no_grad()
+def teacher_outputs(model, setup: Setup, ids: list[list[int]], batch_size: int = 64, on_batch=None) -> dict[str, torch.Tensor]:
+    model.eval()
+    parts: dict[str, list] = {}
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        out = forward(model, setup, *collate(ids, index))
+        for k, v in out.items():
+            parts.setdefault(k, []).append((torch.tensor(index), v.float().cpu()))
+        if on_batch:
+            on_batch(len(index))
+    result = {}
+    for k, chunks in parts.items():
+        full = torch.zeros(len(ids), chunks[0][1].shape[-1])
+        for index, v in chunks:
+            full[index] = v
+        result[k] = full
+    return result
+
+
+def cached_teacher_outputs(work_dir: Path, key: str, compute) -> dict[str, torch.Tensor]:
+    """Teacher outputs keyed by a content hash (teacher weights + texts + setup): a second build re-uses them."""
+    from safetensors.torch import load_file, save_file
+
+    stage = StageDir(work_dir, "teacher-outputs", key)
+    path = stage.path / "outputs.safetensors"
+    if stage.done:
+        return load_file(str(path))
+    outputs = compute()
+    save_file({k: v.contiguous() for k, v in outputs.items()}, str(path))
+    stage.mark_done()
+    return outputs
+
+
+def teacher_cache_key(teacher_hash: str, setup: Setup, texts) -> str:
+    return hash_parts("teacher-outputs-v1", teacher_hash, setup.task, setup.pooling, setup.max_length, list(texts))
+
+
+def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch.Tensor], *, epochs: float,
+           lr: float, batch_size: int, seed: int, labels=None, accel=None, on_step=None) -> list[float]:
+    """Train `student` towards `targets` (rows aligned with `ids`). Returns the loss per logged step.
+
+    With several processes each takes every n-th batch; all take the same number of steps (DDP needs it).
+    """
+    accel = accel or accelerator()
+    torch.manual_seed(seed)
+    total_steps = steps_for(len(ids), batch_size, epochs, accel.num_processes)
+    if total_steps == 0:
+        return []
+    opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
+    warmup = max(1, total_steps // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total_steps - s) / max(1, total_steps - warmup))
+    )
+    model, opt = accel.prepare(student, opt)
+    model.train()
+    label_t = torch.tensor([-1 if x is None else int(x) for x in labels]) if labels is not None else None
+    losses: list[float] = []
+    step, epoch = 0, 0
+    while step < total_steps:
+        batches = make_batches(ids, batch_size, seed, epoch)
+        per_rank = len(batches) // accel.num_processes
+        mine = batches[accel.process_index :: accel.num_processes][:per_rank]
+        for index in mine:
+            if step >= total_steps:
+                break
+            input_ids, mask = collate(ids, index, accel.device)
+            out = forward(model, setup, input_ids, mask)
+            target = {k: v[index].to(accel.device) for k, v in targets.items()}
+            y = label_t[index].to(accel.device) if label_t is not None else None
+            loss = loss_terms(setup, out, target, y)
+            accel.backward(loss)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(float(loss.detach()))
+            step += 1
+            if on_step:
+                on_step(1)
+        epoch += 1
+    accel.wait_for_everyone()
+    model.eval()
+    return losses
+
+
+def steps_for(n_texts: int, batch_size: int, epochs: float, processes: int = 1) -> int:
+    per_epoch = (math.ceil(n_texts / batch_size)) // max(1, processes)
+    return int(round(per_epoch * epochs))
+
+
+def curve_summary(losses: list[float], points: int = 8) -> dict:
+    """A short loss curve for the manifest: first, last and a few evenly spaced window means."""
+    if not losses:
+        return {"steps": 0}
+    arr = np.asarray(losses)
+    windows = np.array_split(arr, min(points, len(arr)))
+    return {
+        "steps": len(arr),
+        "first": round(float(arr[0]), 5),
+        "last": round(float(windows[-1].mean()), 5),
+        "curve": [round(float(w.mean()), 5) for w in windows],
+    }
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")

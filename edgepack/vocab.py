@@ -1,0 +1,162 @@
+"""Vocabulary pruning: keep the wordpieces a corpus needs, rewrite tokenizer.json and the embedding rows together.
+
+Word embeddings are half of MiniLM's parameters (30522 x 384). Most rows are never used by one
+application's text. We keep, in this order of priority:
+
+1. special tokens ([PAD] [UNK] [CLS] [SEP] [MASK] and any added tokens);
+2. every single character and its `##` continuation, so any word made of known characters still
+   splits into pieces instead of becoming [UNK] (WordPiece falls back to shorter pieces);
+3. the wordpieces the corpus uses, most frequent first;
+4. up to `size`, the remaining teacher wordpieces by id: BERT's vocabulary lists whole words roughly
+   by frequency after its single characters, so low ids are the common words.
+
+New ids follow the old order, so specials keep their relative positions. The tokenizer rewrite maps
+every id the JSON mentions (vocab, added tokens, post-processor templates, padding).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .families import FAMILIES, get_attr, set_attr
+
+
+@dataclass(frozen=True)
+class VocabPlan:
+    keep_ids: tuple[int, ...]  # old ids, ascending; new id = position in this tuple
+    old_size: int
+
+    @property
+    def new_size(self) -> int:
+        return len(self.keep_ids)
+
+    def old_to_new(self) -> dict[int, int]:
+        return {old: new for new, old in enumerate(self.keep_ids)}
+
+
+def load_tokenizer_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _is_unused(token: str) -> bool:
+    return token.startswith("[unused") and token.endswith("]")
+
+
+def plan(tokenizer_json: dict, texts, size: int = 0) -> VocabPlan:
+    """Choose the ids to keep for `texts` (tokenised with the teacher's tokenizer)."""
+    from tokenizers import Tokenizer
+
+    model = tokenizer_json["model"]
+    if model.get("type") != "WordPiece":
+        raise ValueError(f"vocabulary pruning supports WordPiece tokenizers, not {model.get('type')}")
+    vocab: dict[str, int] = model["vocab"]
+    tok = Tokenizer.from_str(json.dumps(tokenizer_json))
+    tok.no_padding()
+    tok.no_truncation()
+    counts: Counter[int] = Counter()
+    for enc in tok.encode_batch(list(texts), add_special_tokens=False):
+        counts.update(enc.ids)
+    prefix = model.get("continuing_subword_prefix", "##")
+    specials = {a["id"] for a in tokenizer_json.get("added_tokens", [])}
+    specials |= {vocab[t] for t in (model.get("unk_token", "[UNK]"),) if t in vocab}
+    chars = {i for t, i in vocab.items() if len(t) == 1 or (t.startswith(prefix) and len(t) == len(prefix) + 1)}
+    keep: list[int] = sorted(specials) + sorted(chars - specials)
+    chosen = set(keep)
+    for i, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        if size and len(keep) >= size:
+            break
+        if i not in chosen:
+            keep.append(i)
+            chosen.add(i)
+    if size:
+        for t, i in sorted(vocab.items(), key=lambda kv: kv[1]):
+            if len(keep) >= size:
+                break
+            if i not in chosen and not _is_unused(t):
+                keep.append(i)
+                chosen.add(i)
+    return VocabPlan(keep_ids=tuple(sorted(chosen)), old_size=len(vocab))
+
+
+def rewrite_tokenizer_json(tokenizer_json: dict, vocab_plan: VocabPlan) -> dict:
+    """The same tokenizer with the pruned vocabulary and every id remapped."""
+    spec = json.loads(json.dumps(tokenizer_json))  # deep copy
+    old_to_new = vocab_plan.old_to_new()
+    vocab = spec["model"]["vocab"]
+    spec["model"]["vocab"] = {t: old_to_new[i] for t, i in sorted(vocab.items(), key=lambda kv: kv[1]) if i in old_to_new}
+    new_vocab = spec["model"]["vocab"]
+    added = []
+    for a in spec.get("added_tokens", []):
+        if a["id"] in old_to_new:
+            added.append({**a, "id": old_to_new[a["id"]]})
+    spec["added_tokens"] = added
+    post = spec.get("post_processor") or {}
+    for processor in [post] + list(post.get("processors", [])):
+        for name, entry in (processor.get("special_tokens") or {}).items():
+            entry["ids"] = [new_vocab[t] for t in entry.get("tokens", [])]
+        for key in ("cls", "sep"):  # BertProcessing stores [token, id] pairs
+            if isinstance(processor.get(key), list) and len(processor[key]) == 2:
+                processor[key] = [processor[key][0], new_vocab[processor[key][0]]]
+    padding = spec.get("padding")
+    if padding and padding.get("pad_token") in new_vocab:
+        padding["pad_id"] = new_vocab[padding["pad_token"]]
+    return spec
+
+
+def shrink_word_embeddings(model, family: str, vocab_plan: VocabPlan) -> None:
+    """Keep only the planned rows of the word-embedding matrix (order = new ids)."""
+    fam = FAMILIES[family]
+    emb = get_attr(model.base_model, fam.word_embeddings)
+    index = torch.tensor(vocab_plan.keep_ids, dtype=torch.long)
+    new = torch.nn.Embedding(len(index), emb.embedding_dim, padding_idx=None)
+    new.weight.data.copy_(emb.weight.data.index_select(0, index))
+    pad = getattr(emb, "padding_idx", None)
+    if pad is not None and pad in vocab_plan.old_to_new():
+        new.padding_idx = vocab_plan.old_to_new()[pad]
+    set_attr(model.base_model, fam.word_embeddings, new)
+    setattr(model.config, fam.vocab_key, len(index))
+    if getattr(model.config, "pad_token_id", None) is not None and model.config.pad_token_id in vocab_plan.old_to_new():
+        model.config.pad_token_id = vocab_plan.old_to_new()[model.config.pad_token_id]
+
+
+def coverage(teacher_json: dict, student_json: dict, texts) -> dict:
+    """How the pruned tokenizer treats `texts` compared with the teacher's.
+
+    token_coverage: share of the teacher's wordpieces (over all occurrences) still in the vocabulary;
+    same_tokens: share of texts tokenised identically; unk_rate: [UNK] share of student tokens.
+    """
+    from tokenizers import Tokenizer
+
+    texts = list(texts)
+    if not texts:
+        return {"texts": 0}
+    t_tok = Tokenizer.from_str(json.dumps(teacher_json))
+    s_tok = Tokenizer.from_str(json.dumps(student_json))
+    for tok in (t_tok, s_tok):
+        tok.no_padding()
+        tok.no_truncation()
+    t_vocab = {i: t for t, i in teacher_json["model"]["vocab"].items()}
+    s_vocab = student_json["model"]["vocab"]
+    unk = student_json["model"].get("unk_token", "[UNK]")
+    kept = total = same = s_total = s_unk = t_unk = 0
+    for t_enc, s_enc in zip(t_tok.encode_batch(texts, add_special_tokens=False), s_tok.encode_batch(texts, add_special_tokens=False)):
+        total += len(t_enc.ids)
+        kept += sum(t_vocab[i] in s_vocab for i in t_enc.ids)
+        t_unk += sum(t_vocab[i] == unk for i in t_enc.ids)
+        same += t_enc.tokens == s_enc.tokens
+        s_total += len(s_enc.ids)
+        s_unk += sum(tok == unk for tok in s_enc.tokens)
+    return {
+        "texts": len(texts),
+        "token_coverage": round(kept / max(total, 1), 4),
+        "same_tokens": round(same / len(texts), 4),
+        "unk_rate": round(s_unk / max(s_total, 1), 4),
+        "teacher_unk_rate": round(t_unk / max(total, 1), 4),
+        "tokens_per_text_teacher": round(total / len(texts), 2),
+        "tokens_per_text_student": round(s_total / len(texts), 2),
+    }

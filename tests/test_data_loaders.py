@@ -1,0 +1,118 @@
+"""--data loaders: formats, column detection, labels, dedupe, held-out split, and clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgepack.errors import DataError
+from edgepack.stages.data import builtin_corpus, load_file, load_texts, split
+
+
+def write(tmp_path, name, text, mode="w"):
+    p = tmp_path / name
+    if mode == "wb":
+        p.write_bytes(text)
+    else:
+        p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_txt_one_text_per_line_strips_and_keeps_order(tmp_path):
+    p = write(tmp_path, "a.txt", "  first line \nsecond line\n\nthird\n")
+    texts, labels = load_file(p)
+    assert [t for t in texts if t] == ["first line", "second line", "third"]
+    assert labels is None
+
+
+def test_csv_detects_text_and_label_columns(tmp_path):
+    p = write(tmp_path, "a.csv", 'id,Sentence,label\n1,"a, quoted one",1\n2,plain,0\n')
+    texts, labels = load_file(p)
+    assert texts == ["a, quoted one", "plain"]
+    assert labels == ["1", "0"]
+
+
+def test_tsv_sentence_pairs_use_both_sides(tmp_path):
+    p = write(tmp_path, "pairs.tsv", "score\tsentence1\tsentence2\n5.0\ta cat sits\ta cat is sitting\n")
+    texts, labels = load_file(p)
+    assert texts == ["a cat sits", "a cat is sitting"]
+    assert labels is None  # a pair file's score is not a class label
+
+
+def test_tsv_quotes_are_literal(tmp_path):
+    # SST-2 style TSV: quoting off, so a lone " stays in the text instead of swallowing lines.
+    p = write(tmp_path, "q.tsv", 'sentence\tlabel\nhe said " hi\t1\nnext line\t0\n')
+    texts, labels = load_file(p)
+    assert texts == ['he said " hi', "next line"]
+    assert labels == ["1", "0"]
+
+
+def test_explicit_text_and_label_columns(tmp_path):
+    p = write(tmp_path, "a.csv", "body_x,y\nhello there,pos\ngood bye,neg\n")
+    with pytest.raises(DataError, match="--text-column"):
+        load_file(p)
+    texts, labels = load_file(p, text_column="body_x", label_column="y")
+    assert texts == ["hello there", "good bye"] and labels == ["pos", "neg"]
+    with pytest.raises(DataError, match="no column 'nope'"):
+        load_file(p, text_column="nope")
+
+
+def test_jsonl_objects_and_strings(tmp_path):
+    lines = [json.dumps({"text": "one", "label": 1}), "", json.dumps({"text": "two", "label": 0})]
+    texts, labels = load_file(write(tmp_path, "a.jsonl", "\n".join(lines)))
+    assert texts == ["one", "two"] and labels == [1, 0]
+    texts, labels = load_file(write(tmp_path, "b.jsonl", '"just a string"\n'))
+    assert texts == ["just a string"] and labels is None
+    with pytest.raises(DataError, match="line 2 is not JSON"):
+        load_file(write(tmp_path, "c.jsonl", '{"text": "ok"}\n{broken\n'))
+
+
+def test_dedupe_empty_lines_and_labels_mapped_to_ids(tmp_path):
+    p = write(tmp_path, "a.csv", "text,label\nsame,positive\nsame,positive\n,negative\nother,negative\n" + "".join(f"t{i},positive\n" for i in range(20)))
+    texts = load_texts([p], label_names=("negative", "positive"), seed=0)
+    all_texts = texts.train + texts.validation
+    assert len(all_texts) == len(set(all_texts)) == 22
+    assert "" not in all_texts
+    assert set(texts.train_labels + texts.validation_labels) == {0, 1}
+    pairs = dict(zip(texts.train + texts.validation, texts.train_labels + texts.validation_labels))
+    assert pairs["other"] == 0 and pairs["same"] == 1
+
+
+def test_several_files_are_merged(tmp_path):
+    a = write(tmp_path, "a.txt", "\n".join(f"alpha {i}" for i in range(10)))
+    b = write(tmp_path, "b.jsonl", "\n".join(json.dumps({"sentence": f"beta {i}"}) for i in range(10)))
+    texts = load_texts([a, b])
+    assert len(texts.train) + len(texts.validation) == 20
+    assert "a.txt" in texts.source and "b.jsonl" in texts.source
+
+
+def test_split_is_deterministic_disjoint_and_sized():
+    texts = [f"sentence {i}" for i in range(500)]
+    a, b, c = split(texts, None, 0, 0, "x"), split(texts, None, 0, 0, "x"), split(texts, None, 1, 0, "x")
+    assert a == b and a.validation != c.validation
+    assert not set(a.train) & set(a.validation)
+    assert len(a.validation) == 50 and len(a.train) == 450  # 10%, within [8, 256]
+    assert len(split(texts, None, 0, 20, "x").validation) == 20
+
+
+@pytest.mark.parametrize(
+    "name,content,mode,match",
+    [
+        ("missing.txt", None, None, "no such file"),
+        ("bin.txt", b"\x00\x01\x02binary", "wb", "binary"),
+        ("latin.txt", "caf\xe9\n".encode("latin-1"), "wb", "not UTF-8"),
+        ("empty.txt", "\n\n   \n", "w", "no usable text"),
+        ("nocol.csv", "a,b\n1,2\n", "w", "no text column"),
+    ],
+)
+def test_bad_input_is_one_clear_data_error(tmp_path, name, content, mode, match):
+    p = tmp_path / name if content is None else write(tmp_path, name, content, mode)
+    with pytest.raises(DataError, match=match):
+        load_texts([p])
+
+
+def test_builtin_corpus_is_offline_and_clean():
+    corpus = builtin_corpus()
+    assert len(corpus) >= 1000
+    assert all(line and not line.startswith("#") for line in corpus)

@@ -1,0 +1,180 @@
+"""The distilled student end to end on a tiny teacher: layer subset, vocabulary, pruning, export, check, cache."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import edgepack
+from edgepack import students
+from edgepack.modeling import load_hf_model
+from edgepack.testing import TINY_SENTENCES, tiny_bert, tiny_target_toml
+from edgepack.train import Setup, collate, forward
+
+STUDENT = """
+[student]
+strategy = "distil"
+layers = 2
+heads_keep = 0.5
+ffn_keep = 0.5
+vocab_prune = true
+epochs = 2
+batch_size = 8
+"""
+
+
+@pytest.fixture(scope="session")
+def deep_tiny(session_dir):
+    """A 4-layer tiny teacher, so a 2-layer student is a real subset."""
+    return tiny_bert(session_dir / "tiny-embed-4l", layers=4)
+
+
+@pytest.fixture(scope="session")
+def distil_target(session_dir):
+    path = session_dir / "tiny-distil.toml"
+    path.write_text(tiny_target_toml(min_mean_cosine_vs_teacher=0.5, min_cosine_vs_student=0.99) + STUDENT, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def distil_data(session_dir):
+    path = session_dir / "distil.txt"
+    lines = [f"{a} and {b}" for a in TINY_SENTENCES for b in TINY_SENTENCES[:6]]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def distil_build(session_dir, deep_tiny, distil_target, distil_data):
+    cache = session_dir / "distil-cache"
+    out = session_dir / "bundle-distil"
+    ctx = edgepack.build(target=str(distil_target), model=str(deep_tiny), data=(str(distil_data),), out=out, cache_dir=cache)
+    return ctx, out, cache
+
+
+def test_pick_layers_is_evenly_spaced_and_keeps_the_last():
+    assert students.pick_layers(6, 3) == [1, 3, 5]
+    assert students.pick_layers(4, 2) == [1, 3]
+    assert students.pick_layers(6, 6) == list(range(6))
+    assert students.pick_layers(12, 1) == [11]
+    with pytest.raises(ValueError):
+        students.pick_layers(4, 5)
+
+
+def test_layer_subset_copies_weights_and_computes_the_teacher_prefix(deep_tiny, tmp_path):
+    teacher = load_hf_model(deep_tiny, "sentence-embedding")
+    student = students.layer_subset(teacher, "bert", [0, 1])
+    assert student.config.num_hidden_layers == 2 and teacher.config.num_hidden_layers == 4
+    assert torch.equal(student.encoder.layer[1].output.dense.weight, teacher.encoder.layer[1].output.dense.weight)
+    assert student.encoder.layer[1].output.dense.weight.data_ptr() != teacher.encoder.layer[1].output.dense.weight.data_ptr()
+    ids = torch.tensor([[2, 10, 20, 30, 3]])
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        want = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[2]
+        got = student(input_ids=ids, attention_mask=mask).last_hidden_state
+        torch.testing.assert_close(got, want)
+        students.truncate_positions(student, "bert", 16)
+        assert student.config.max_position_embeddings == 16
+        torch.testing.assert_close(student(input_ids=ids, attention_mask=mask).last_hidden_state, want)
+    student.save_pretrained(tmp_path / "s", safe_serialization=True)
+    reloaded = load_hf_model(tmp_path / "s", "sentence-embedding")
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(input_ids=ids, attention_mask=mask).last_hidden_state, want)
+
+
+def test_distilled_bundle_is_smaller_consistent_and_passes_check(distil_build, deep_tiny):
+    ctx, out, _ = distil_build
+    info = ctx.student_info
+    assert info["strategy"] == "distil" and info["hash"]
+    assert info["teacher_layers_kept"] == [1, 3]
+    assert info["heads_per_layer"] == [2, 2] and info["ffn"] == 32
+    assert info["parameters"]["student"] < info["parameters"]["teacher"] / 2
+    assert info["parameters"]["student_word_embeddings"] < info["parameters"]["teacher_word_embeddings"]
+    assert "2-layer" in info["description"] and "2/4 heads" in info["description"]
+    phases = info["distillation"]["phases"]
+    assert len(phases) == 2 and all(p["steps"] > 0 for p in phases)
+    assert 0 < info["vocab_coverage"]["token_coverage"] <= 1
+    assert info["distillation"]["augmented_texts"] > 0
+
+    # The student loads as a standard BertModel with the pruned shapes.
+    student = load_hf_model(ctx.student_dir, "sentence-embedding")
+    assert type(student).__name__ == "BertModel"
+    assert student.config.pruned_heads and student.config.intermediate_size == 32
+
+    # The bundle's tokenizer, vocab.txt and the embedding rows agree.
+    tok = json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))
+    vocab_lines = (out / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    assert len(tok["model"]["vocab"]) == len(vocab_lines) == student.config.vocab_size == info["vocab_size"]
+    assert vocab_lines[tok["model"]["vocab"]["[CLS]"]] == "[CLS]"
+
+    manifest = json.loads((out / "edgepack.json").read_text(encoding="utf-8"))
+    assert manifest["student"]["hash"] == info["hash"]
+    assert edgepack.check(out).passed
+    # The student's int8 bundle tracks its fp32 self tightly (the gate above holds it at >= 0.99).
+    for fmt, entry in ctx.metrics["formats"].items():
+        assert entry["vs_student_fp32"]["cosine_min"] >= 0.99, fmt
+
+    bundle = edgepack.load_bundle(out)
+    emb = bundle.embed(["the movie was really good", "a word the corpus never had: zzyzx"])
+    assert emb.shape == (2, 32) and abs(float((emb[0] ** 2).sum()) - 1) < 1e-3
+
+
+def test_rebuild_after_changing_only_the_target_reuses_the_student(distil_build, session_dir, deep_tiny, distil_data, monkeypatch):
+    ctx, _, cache = distil_build
+    from edgepack import train
+
+    def no_training(*a, **k):
+        raise AssertionError("the cached student should have been reused")
+
+    monkeypatch.setattr(train, "distil", no_training)
+    monkeypatch.setattr(train, "teacher_outputs", no_training)
+    target = session_dir / "tiny-distil-onnx.toml"
+    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(24,)) + STUDENT, encoding="utf-8")
+    ctx2 = edgepack.build(target=str(target), model=str(deep_tiny), data=(str(distil_data),), out=session_dir / "bundle-distil-2", cache_dir=cache)
+    assert ctx2.student_info["hash"] == ctx.student_info["hash"]
+    assert ctx2.student_dir == ctx.student_dir
+
+
+def test_teacher_outputs_are_cached_by_content(distil_build, tmp_path, deep_tiny, distil_target, distil_data, monkeypatch):
+    _, _, cache = distil_build
+    from edgepack import train
+
+    private = tmp_path / "cache"
+    shutil.copytree(cache, private)
+    for d in private.glob("distil-*"):
+        shutil.rmtree(d)  # the student is rebuilt; the teacher's outputs must come from the cache
+
+    def no_teacher(*a, **k):
+        raise AssertionError("teacher outputs should come from the cache")
+
+    monkeypatch.setattr(train, "teacher_outputs", no_teacher)
+    ctx = edgepack.build(target=str(distil_target), model=str(deep_tiny), data=(str(distil_data),), out=tmp_path / "b", cache_dir=private)
+    assert ctx.student_info["strategy"] == "distil"
+
+
+def test_classifier_student_keeps_its_labels(session_dir, tiny_classifier, tiny_labelled_data, tmp_path):
+    target = tmp_path / "cls.toml"
+    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,)) + STUDENT.replace("layers = 2", "layers = 1"), encoding="utf-8")
+    ctx = edgepack.build(target=str(target), model=str(tiny_classifier), data=(str(tiny_labelled_data),), out=tmp_path / "b", cache_dir=tmp_path / "c")
+    student = load_hf_model(ctx.student_dir, "text-classification")
+    assert type(student).__name__ == "BertForSequenceClassification" and student.config.num_hidden_layers == 1
+    assert (tmp_path / "b" / "labels.txt").read_text().split() == ["negative", "positive"]
+    assert edgepack.check(tmp_path / "b").passed
+    setup = Setup(task="text-classification", family="bert", pooling="mean", max_length=16)
+    with torch.no_grad():
+        out = forward(student, setup, *collate([[2, 10, 3]], [0]))
+    assert out["logits"].shape == (1, 2)
+
+
+def test_cli_student_layers_beyond_the_teacher_is_one_clear_error(tiny_model, distil_target, distil_data, tmp_path):
+    from edgepack.cli import main
+
+    result = CliRunner().invoke(main, ["build", "--target", str(distil_target), "--model", str(tiny_model), "--data", str(distil_data),
+                                       "--student-layers", "5", "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 2
+    assert "--student-layers 5" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,132 @@
+"""Accuracy-aware int8 fallback (issue #5): a gate plain static int8 misses on the tiny model is met by
+keeping the most sensitive layers in float; when the allowance is too small the build fails (exit 1),
+naming the layers it tried, and --out is untouched."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edgepack.check import check_bundle
+from edgepack.errors import GateFailed
+from edgepack.testing import tiny_target_toml
+
+
+def static_toml(formats=("onnx",), fallback=0, gate=0.0, **quantize) -> str:
+    text = tiny_target_toml(formats=formats, mode="static-int8", **({"min_cosine_vs_student": gate} if gate else {}))
+    extra = f"fallback_max_layers = {fallback}\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in quantize.items())
+    return text.replace('mode = "static-int8"\n', 'mode = "static-int8"\n' + extra)
+
+
+def build(tmp_path, name, toml, model, data, cache_dir) -> Path:
+    import edgepack
+
+    target = tmp_path / f"{name}.toml"
+    target.write_text(toml)
+    out = tmp_path / f"out-{name}"
+    edgepack.build(target=str(target), model=str(model), data=(str(data),), out=out, cache_dir=cache_dir)
+    return out
+
+
+def cosine_min(out: Path, fmt: str) -> float:
+    return json.loads((out / "report.json").read_text())["metrics"]["formats"][fmt]["vs_student_fp32"]["cosine_min"]
+
+
+@pytest.fixture(scope="module")
+def plain_onnx(tmp_path_factory, tiny_model, tiny_data, cache_dir):
+    """Plain static int8, ungated: how close it gets, so the tests can set a gate it misses."""
+    tmp = tmp_path_factory.mktemp("plain")
+    out = build(tmp, "plain", static_toml(), tiny_model, tiny_data, cache_dir)
+    c = cosine_min(out, "onnx")
+    assert c < 1.0  # int8 must cost something, or there is nothing to fall back from
+    return c
+
+
+def gate_between(c: float) -> float:
+    """A third of the way from plain static int8 to exact: plain misses it, float layers can meet it."""
+    return round(1 - (1 - c) / 3, 7)
+
+
+def test_plain_static_fails_the_gate_and_fallback_passes_it(plain_onnx, tmp_path, tiny_model, tiny_data, cache_dir):
+    gate = gate_between(plain_onnx)
+    with pytest.raises(GateFailed) as info:
+        build(tmp_path, "nofb", static_toml(gate=gate), tiny_model, tiny_data, cache_dir)
+    assert info.value.exit_code == 1 and "cosine_min vs_student_fp32" in info.value.message
+    assert not (tmp_path / "out-nofb").exists()
+
+    out = build(tmp_path, "fb", static_toml(fallback=10, gate=gate), tiny_model, tiny_data, cache_dir)
+    assert cosine_min(out, "onnx") >= gate
+    rep = json.loads((out / "report.json").read_text())
+    fb = rep["metrics"]["fallback"]["formats"]["onnx"]
+    kept = fb["kept_float"]
+    assert fb["passed"] and 1 <= len(kept) <= 10
+    assert kept == [x["layer"] for x in fb["sensitivity"][: len(kept)]]  # most sensitive first
+    assert fb["before"]["vs_student_fp32"]["cosine_min"] == pytest.approx(plain_onnx, abs=1e-6)
+    assert fb["after"]["vs_student_fp32"]["cosine_min"] >= gate
+    assert rep["quantize"]["kept_float"] == {"onnx": kept}
+    # the kept layers really are float in the shipped graph: no DequantizeLinear feeds their MatMuls
+    import onnx
+
+    from edgepack.layer_names import onnx_layer
+
+    g = onnx.load(str(out / "model.onnx")).graph
+    dq_out = {o for n in g.node if n.op_type == "DequantizeLinear" for o in n.output}
+    for n in g.node:
+        if n.op_type in ("MatMul", "Gather") and onnx_layer(n.name) in kept:
+            assert not any(i in dq_out for i in n.input), n.name
+    md = (out / "report.md").read_text()
+    assert "Accuracy-aware int8 fallback" in md and kept[0] in md
+    assert check_bundle(out).passed  # the manifest was rewritten after re-quantising
+
+
+def test_fallback_that_cannot_reach_the_gate_fails_naming_the_layers(plain_onnx, tmp_path, tiny_model, tiny_data, cache_dir):
+    with pytest.raises(GateFailed) as info:
+        build(tmp_path, "fb1", static_toml(fallback=1, gate=0.99999999), tiny_model, tiny_data, cache_dir)
+    msg = info.value.message
+    assert info.value.exit_code == 1
+    assert "fallback kept 1 most sensitive layer(s) in float (" in msg and "fallback_max_layers = 1" in msg
+    report_md = Path(msg.split("(report: ")[1].split(")")[0])
+    layer = json.loads(report_md.with_suffix(".json").read_text())["quantize"]["kept_float"]["onnx"][0]
+    assert f"({layer};" in msg
+    assert not (tmp_path / "out-fb1").exists()
+
+
+def test_cli_exit_code_is_1_when_fallback_cannot_pass(plain_onnx, tmp_path, tiny_model, tiny_data, cache_dir):
+    from edgepack.cli import main
+
+    target = tmp_path / "t.toml"
+    target.write_text(static_toml(fallback=1, gate=0.99999999))
+    res = CliRunner().invoke(main, ["build", "--target", str(target), "--model", str(tiny_model), "--data", str(tiny_data),
+                                    "--out", str(tmp_path / "o"), "--cache-dir", str(cache_dir)])
+    assert res.exit_code == 1, res.output
+    assert "fallback kept 1" in res.output and "Traceback" not in res.output
+
+
+def test_full_integer_tflite_fallback_keeps_layers_float(tmp_path, tiny_model, tiny_data, cache_dir):
+    plain = build(tmp_path, "fi", static_toml(formats=("tflite",), full_integer=True), tiny_model, tiny_data, cache_dir)
+    c = cosine_min(plain, "tflite")
+    assert c < 1.0
+    gate = gate_between(c)
+    out = build(tmp_path, "fi-fb", static_toml(formats=("tflite",), fallback=10, gate=gate, full_integer=True),
+                tiny_model, tiny_data, cache_dir)
+    fb = json.loads((out / "report.json").read_text())["metrics"]["fallback"]["formats"]["tflite"]
+    assert fb["passed"] and fb["kept_float"] and cosine_min(out, "tflite") >= gate
+    assert check_bundle(out).passed
+
+
+def test_fallback_only_for_parity_failures():
+    from types import SimpleNamespace
+
+    from edgepack import fallback
+    from edgepack.targets import parse_target
+
+    ctx = SimpleNamespace(target=parse_target(static_toml(fallback=3), "x.toml"))
+    assert fallback.applies(ctx, ["onnx: cosine_min vs_student_fp32 0.98 < 0.99"])
+    # more float layers make a model bigger and slower: size/latency failures are not retried
+    assert not fallback.applies(ctx, ["onnx: model file 30.0 MB > max_size_mb 25", "onnx: cosine_min vs_teacher 0.9 < 0.99"])
+    assert not fallback.applies(ctx, [])
+    ctx0 = SimpleNamespace(target=parse_target(static_toml(fallback=0), "x.toml"))
+    assert not fallback.applies(ctx0, ["onnx: cosine_min vs_student_fp32 0.98 < 0.99"])
