@@ -306,22 +306,8 @@ def edgepack_bundle(cache: Path) -> Path:
 
 
 # -- measuring ----------------------------------------------------------------------------------
-def latency_ms(fn, items, warmup: int = 3) -> dict:
-    for it in items[:warmup]:
-        fn(it)
-    samples = []
-    for it in items:
-        t0 = time.perf_counter()
-        fn(it)
-        samples.append((time.perf_counter() - t0) * 1000)
-    arr = np.asarray(samples)
-    return {"p50_ms": float(np.percentile(arr, 50)), "p95_ms": float(np.percentile(arr, 95)), "mean_ms": float(arr.mean()), "n": len(arr)}
-
-
-def measure(row, sentences, timed, pairs, index, teacher_emb, filler) -> dict:
-    t0 = time.perf_counter()
+def quality(row, sentences, pairs, index, teacher_emb) -> dict:
     emb = row.embed(sentences)
-    quality_s = time.perf_counter() - t0
     cos = (emb * teacher_emb).sum(1)
     sizes = [Path(f).stat().st_size for f in row.files]
     return {
@@ -332,10 +318,28 @@ def measure(row, sentences, timed, pairs, index, teacher_emb, filler) -> dict:
         "bytes_total": int(sum(sizes)),
         "bytes_largest_file": int(max(sizes)),
         "files": len(sizes),
-        "real": latency_ms(row.one, timed),
-        "padded128": latency_ms(row.padded, [filler] * max(10, len(timed) // 4)),
-        "quality_pass_s": quality_s,
     }
+
+
+def interleaved_latency(models: list, items: list, call: str, warmup: int = 3) -> list[dict]:
+    """Time every model on every item, models taking turns item by item (rotating who goes first):
+    on a shared machine, load that comes and goes then hits every row alike instead of one row."""
+    for m in models:
+        for it in items[:warmup]:
+            getattr(m, call)(it)
+    samples = [[] for _ in models]
+    for k, it in enumerate(items):
+        for j in range(len(models)):
+            i = (j + k) % len(models)
+            fn = getattr(models[i], call)
+            t0 = time.perf_counter()
+            fn(it)
+            samples[i].append((time.perf_counter() - t0) * 1000)
+    out = []
+    for s in samples:
+        arr = np.asarray(s)
+        out.append({"p50_ms": float(np.percentile(arr, 50)), "p95_ms": float(np.percentile(arr, 95)), "mean_ms": float(arr.mean()), "n": len(arr)})
+    return out
 
 
 def ratios(rows: list[dict]) -> None:
@@ -357,7 +361,7 @@ def markdown(result: dict) -> str:
         "# edgepack vs baselines",
         "",
         f"`{m['command']}` on {m['machine']} ({m['cpu_count']} CPUs), {m['date']}. One thread everywhere; batch 1; "
-        f"tokenisation included. STS-B dev: {m['pairs']} pairs ({m['sentences']} sentences); latency on {m['timed']} of those "
+        f"tokenisation included; models take turns sentence by sentence. STS-B dev: {m['pairs']} pairs ({m['sentences']} sentences); latency on {m['timed']} of those "
         f"sentences (mean {m['timed_tokens_mean']:.1f} tokens) and on a {PADDED}-token input.",
         "",
         "| model | STS-B Spearman | vs torch | cosine to teacher (mean / min) | size MB: all files (n) / largest | real sentences mean / p95 ms | speed-up vs torch | vs Optimum int8 | 128 tokens ms | speed-up vs torch |",
@@ -465,17 +469,22 @@ def main(argv=None) -> int:
     filler = (ids * (PADDED // max(len(ids), 1) + 1))[:PADDED]
     timed_tokens = float(np.mean([len(t.encode(s).ids) for s in timed]))
 
-    rows, teacher_emb = [], None
+    rows, models, teacher_emb = [], [], None
     for key, make in rows_spec:
-        log(f"measuring {key}")
-        row = make()
+        log(f"quality: {key}")
+        model = make()
         if teacher_emb is None:
-            teacher_emb = normalise(row.embed(sentences))
-        r = measure(row, sentences, timed, pairs, index, teacher_emb, filler)
-        r["key"] = key
+            teacher_emb = normalise(model.embed(sentences))
+        r = {"key": key, **quality(model, sentences, pairs, index, teacher_emb)}
+        log(f"  {r['name']}: Spearman {r['stsb_spearman']:.4f}, {r['bytes_total'] / 1e6:.1f} MB")
         rows.append(r)
-        log(f"  {r['name']}: Spearman {r['stsb_spearman']:.4f}, {r['bytes_total'] / 1e6:.1f} MB, real {r['real']['mean_ms']:.2f} ms")
-        del row
+        models.append(model)
+    log(f"latency: {len(timed)} sentences x {len(models)} models, interleaved")
+    for r, lat in zip(rows, interleaved_latency(models, timed, "one")):
+        r["real"] = lat
+    log(f"latency: {PADDED}-token input")
+    for r, lat in zip(rows, interleaved_latency(models, [filler] * max(10, len(timed) // 4), "padded")):
+        r["padded128"] = lat
     ratios(rows)
     result = {
         "meta": {

@@ -201,7 +201,8 @@ def test_real_bundle_gates_against_builtin_teacher_without_flags(real_bundle_ro,
     result = run_check(real_bundle_ro, "--data", data, "--junit", junit)
     assert result.exit_code == 0, result.output
     names = junit_names(junit)
-    assert "tflite: cosine vs teacher (min)" in names and "onnx: cosine vs teacher (mean)" in names
+    for fmt in {a["format"] for a in manifest["artifacts"]}:
+        assert f"{fmt}: cosine vs teacher (min)" in names and f"{fmt}: cosine vs teacher (mean)" in names
     info = inspect_bundle(real_bundle_ro)
     for art in info["artifacts"]:
         assert art["weights"]["quantised_share_params"] > 0.5, art["path"]

@@ -36,7 +36,7 @@ def deep_tiny(session_dir):
 @pytest.fixture(scope="session")
 def distil_target(session_dir):
     path = session_dir / "tiny-distil.toml"
-    path.write_text(tiny_target_toml(min_mean_cosine_vs_teacher=0.5, min_cosine_vs_student=0.99) + STUDENT, encoding="utf-8")
+    path.write_text(tiny_target_toml(buckets=(16,), min_mean_cosine_vs_teacher=0.5, min_cosine_vs_student=0.99) + STUDENT, encoding="utf-8")
     return path
 
 
