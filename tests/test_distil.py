@@ -10,7 +10,6 @@ import torch
 from click.testing import CliRunner
 
 import edgepack
-from edgepack import students
 from edgepack.modeling import load_hf_model
 from edgepack.testing import TINY_SENTENCES, tiny_bert, tiny_target_toml
 from edgepack.train import Setup, collate, forward
@@ -54,36 +53,6 @@ def distil_build(session_dir, deep_tiny, distil_target, distil_data):
     out = session_dir / "bundle-distil"
     ctx = edgepack.build(target=str(distil_target), model=str(deep_tiny), data=(str(distil_data),), out=out, cache_dir=cache)
     return ctx, out, cache
-
-
-def test_pick_layers_is_evenly_spaced_and_keeps_the_last():
-    assert students.pick_layers(6, 3) == [1, 3, 5]
-    assert students.pick_layers(4, 2) == [1, 3]
-    assert students.pick_layers(6, 6) == list(range(6))
-    assert students.pick_layers(12, 1) == [11]
-    with pytest.raises(ValueError):
-        students.pick_layers(4, 5)
-
-
-def test_layer_subset_copies_weights_and_computes_the_teacher_prefix(deep_tiny, tmp_path):
-    teacher = load_hf_model(deep_tiny, "sentence-embedding")
-    student = students.layer_subset(teacher, "bert", [0, 1])
-    assert student.config.num_hidden_layers == 2 and teacher.config.num_hidden_layers == 4
-    assert torch.equal(student.encoder.layer[1].output.dense.weight, teacher.encoder.layer[1].output.dense.weight)
-    assert student.encoder.layer[1].output.dense.weight.data_ptr() != teacher.encoder.layer[1].output.dense.weight.data_ptr()
-    ids = torch.tensor([[2, 10, 20, 30, 3]])
-    mask = torch.ones_like(ids)
-    with torch.no_grad():
-        want = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[2]
-        got = student(input_ids=ids, attention_mask=mask).last_hidden_state
-        torch.testing.assert_close(got, want)
-        students.truncate_positions(student, "bert", 16)
-        assert student.config.max_position_embeddings == 16
-        torch.testing.assert_close(student(input_ids=ids, attention_mask=mask).last_hidden_state, want)
-    student.save_pretrained(tmp_path / "s", safe_serialization=True)
-    reloaded = load_hf_model(tmp_path / "s", "sentence-embedding")
-    with torch.no_grad():
-        torch.testing.assert_close(reloaded(input_ids=ids, attention_mask=mask).last_hidden_state, want)
 
 
 def test_distilled_bundle_is_smaller_consistent_and_passes_check(distil_build, deep_tiny):
@@ -178,3 +147,15 @@ def test_cli_student_layers_beyond_the_teacher_is_one_clear_error(tiny_model, di
     assert result.exit_code == 2
     assert "--student-layers 5" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_default_android_bundle_is_a_distilled_pruned_int8_student(real_bundle_ro):
+    m = json.loads((real_bundle_ro / "edgepack.json").read_text(encoding="utf-8"))
+    s = m["student"]
+    assert s["strategy"] == "distil" and len(s["teacher_layers_kept"]) == 3
+    assert s["heads_per_layer"] == [9, 9, 9] and s["ffn"] == 768
+    assert s["parameters"]["student"] < s["parameters"]["teacher"] / 3
+    assert s["vocab_coverage"]["unk_rate"] == 0.0
+    assert all(a["bytes"] < 8e6 for a in m["artifacts"])
+    assert edgepack.check(real_bundle_ro).passed
