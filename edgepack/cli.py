@@ -68,6 +68,12 @@ def _hide_native_noise() -> None:
     """
     if os.environ.get("EDGEPACK_DEBUG"):
         return
+    # torch, torchao and transformers log warnings through Python logging (not our output channel).
+    import logging
+    import warnings
+
+    logging.disable(logging.WARNING)
+    warnings.simplefilter("ignore")
     try:
         if sys.stderr.fileno() != 2:
             return

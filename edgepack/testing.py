@@ -85,3 +85,14 @@ def tiny_target_toml(formats=("onnx", "tflite"), buckets=(16, 32), mode="dynamic
         "[budget]",
     ] + [f"{k} = {v}" for k, v in budget.items()]
     return "\n".join(lines) + "\n"
+
+
+def build_from_toml(tmp_path, name: str, toml: str, model, data, cache_dir) -> Path:
+    """Write a profile to `tmp_path/<name>.toml` and build the tiny model with it; returns the bundle dir."""
+    import edgepack
+
+    target = Path(tmp_path) / f"{name}.toml"
+    target.write_text(toml)
+    out = Path(tmp_path) / f"out-{name}"
+    edgepack.build(target=str(target), model=str(model), data=(str(data),), out=out, cache_dir=cache_dir)
+    return out

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from edgepack.check import check_bundle
 from edgepack.errors import GateFailed
-from edgepack.testing import tiny_target_toml
+from edgepack.testing import build_from_toml, tiny_target_toml
 
 
 def static_toml(formats=("onnx",), fallback=0, gate=0.0, **quantize) -> str:
@@ -21,14 +21,7 @@ def static_toml(formats=("onnx",), fallback=0, gate=0.0, **quantize) -> str:
     return text.replace('mode = "static-int8"\n', 'mode = "static-int8"\n' + extra)
 
 
-def build(tmp_path, name, toml, model, data, cache_dir) -> Path:
-    import edgepack
-
-    target = tmp_path / f"{name}.toml"
-    target.write_text(toml)
-    out = tmp_path / f"out-{name}"
-    edgepack.build(target=str(target), model=str(model), data=(str(data),), out=out, cache_dir=cache_dir)
-    return out
+build = build_from_toml
 
 
 def cosine_min(out: Path, fmt: str) -> float:

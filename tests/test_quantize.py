@@ -13,7 +13,7 @@ from edgepack.check import check_bundle  # what edgepack.check() calls
 from edgepack.errors import TargetError
 from edgepack.layer_names import matches, onnx_layer, tflite_layer
 from edgepack.targets import load_target, parse_target
-from edgepack.testing import TINY_SENTENCES, tiny_target_toml
+from edgepack.testing import TINY_SENTENCES, build_from_toml, tiny_target_toml
 
 TFL = ("edgepack.modeling.EmbeddingHead/transformers.models.bert.modeling_bert.BertModel_model/"
        "transformers.models.bert.modeling_bert.BertEncoder_encoder/transformers.models.bert.modeling_bert.BertLayer_1/"
@@ -26,14 +26,7 @@ def quant_toml(mode="static-int8", formats=("onnx", "tflite"), **quantize) -> st
     return text.replace(f'mode = "{mode}"\n', f'mode = "{mode}"\n{extra}')
 
 
-def build(tmp_path, name, toml, model, data, cache_dir) -> Path:
-    import edgepack
-
-    target = tmp_path / f"{name}.toml"
-    target.write_text(toml)
-    out = tmp_path / f"out-{name}"
-    edgepack.build(target=str(target), model=str(model), data=(str(data),), out=out, cache_dir=cache_dir)
-    return out
+build = build_from_toml
 
 
 def report(out: Path) -> dict:
