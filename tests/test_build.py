@@ -185,3 +185,18 @@ def test_default_build_on_builtin_teacher(real_bundle_ro):
     sim = b.similarity("A man is playing a guitar.", "Someone plays the guitar.")
     far = b.similarity("A man is playing a guitar.", "The stock market fell sharply today.")
     assert sim > far
+
+
+@pytest.mark.slow
+def test_teacher_profile_keeps_every_sentence_above_099(session_dir, cache_dir):
+    """Issue #3 done-when, on the profile that ships the teacher itself: cosine ≥ 0.99 to the teacher on
+    every validation sentence, each model file ≤ 25 MB, and `check` passes."""
+    import edgepack
+
+    out = session_dir / "bundle-real-teacher"
+    ctx = edgepack.build(target="android-arm64-teacher", out=out, cache_dir=cache_dir)
+    for fmt in ("tflite", "onnx"):
+        m = ctx.metrics["formats"][fmt]
+        assert m["vs_teacher"]["cosine_min"] >= 0.99, (fmt, m["vs_teacher"])
+        assert m["largest_file_bytes"] <= 25e6
+    assert check_bundle(out).passed
