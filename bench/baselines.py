@@ -46,6 +46,7 @@ RESULTS = REPO / "bench" / "results"
 from edgepack.stages.export import quiet  # noqa: E402  (after the sys.path line above)
 BUCKETS = (32, 64, 128)
 PADDED = 128
+TEACHER_TOKENIZER = None  # set in main(); BundleRow maps padded inputs into its own vocabulary
 
 
 def log(msg: str) -> None:
@@ -177,7 +178,16 @@ class BundleRow:
         self.bundle.outputs([text])
 
     def padded(self, ids):
-        self.bundle.run_ids([ids[: self.bundle.max_length]])
+        self.bundle.run_ids([self._own_ids(ids)[: self.bundle.max_length]])
+
+    def _own_ids(self, teacher_ids):
+        """The same tokens in the bundle's vocabulary: a distilled student may have a pruned vocab."""
+        key = tuple(teacher_ids)
+        if getattr(self, "_cached", (None,))[0] != key:
+            text = TEACHER_TOKENIZER.decode(list(teacher_ids), skip_special_tokens=False)
+            own = self.bundle.tokenizer.encode(text, add_special_tokens=False).ids
+            self._cached = (key, (own * (len(teacher_ids) // max(len(own), 1) + 1))[: len(teacher_ids)])
+        return self._cached[1]
 
 
 # -- building the baselines (cached) ------------------------------------------------------------
@@ -447,8 +457,10 @@ def main(argv=None) -> int:
 
     from tokenizers import Tokenizer
 
+    global TEACHER_TOKENIZER
     t = Tokenizer.from_file(str(tok))
     t.no_padding()  # the teacher's tokenizer.json pads to 128; real lengths are what we time
+    TEACHER_TOKENIZER = t
     ids = [i for s in timed for i in t.encode(s).ids]
     filler = (ids * (PADDED // max(len(ids), 1) + 1))[:PADDED]
     timed_tokens = float(np.mean([len(t.encode(s).ids) for s in timed]))
