@@ -15,12 +15,16 @@ import argparse
 import json
 import re
 import tempfile
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # runs from a clone without installing, like bench/baselines.py
+
+from edgepack.stats import cosine_rows  # noqa: E402
 GATES = {"min_cosine_vs_teacher": 0.99, "min_cosine_vs_student": 0.99}  # android-arm64's
 
 
@@ -46,10 +50,6 @@ def stsb_sentences(path: Path, n: int) -> list[str]:
         if len(out) >= n:
             break
     return out[:n]
-
-
-def cosine_rows(a, b):
-    return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
 
 
 def measure(bundle_dir: Path, fmt: str, sentences, ref) -> dict:

@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import BundleFormatError, DataError, UsageError
 from .runtime import edgepack_runtime as rt
+from .stats import latency_percentiles
 
 DEFAULT_BUCKETS = (32, 64, 128)
 
@@ -54,12 +55,9 @@ def buckets_of(manifest: dict, fmt: str) -> list[int]:
 def stats(samples_ms: list[float]) -> dict:
     arr = np.asarray(samples_ms, dtype=np.float64)
     return {
-        "p50_ms": float(np.percentile(arr, 50)),
-        "p95_ms": float(np.percentile(arr, 95)),
-        "p99_ms": float(np.percentile(arr, 99)),
+        **latency_percentiles(arr),
         "mean_ms": float(arr.mean()),
         "throughput_per_s": float(1000.0 / arr.mean()) if arr.mean() > 0 else 0.0,
-        "n": int(arr.size),
     }
 
 

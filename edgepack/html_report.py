@@ -11,16 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .stats import cosine_rows
+
 MAX_POINTS = 300  # per plot: enough to see the shape, small enough to keep the page light
 COLOURS = {"embeddings": "#4e79a7", "encoder": "#f28e2b", "other": "#76b7b2", "graph": "#bab0ac"}
 FORMAT_COLOURS = {"onnx": "#4e79a7", "tflite": "#e15759"}
 
 
 # -- data kept by the validate stage ---------------------------------------------------------------
-def _cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
-
-
 def plot_data(task: str, got: np.ndarray, teacher: np.ndarray) -> dict:
     """Per-sentence points for the bundle-vs-teacher plots (stored in report.json, not the manifest)."""
     got, teacher = np.asarray(got, dtype=np.float64), np.asarray(teacher, dtype=np.float64)
@@ -41,10 +39,10 @@ def plot_data(task: str, got: np.ndarray, teacher: np.ndarray) -> dict:
     # that preserves the teacher's geometry puts every point on the diagonal.
     pairs = [(i, (i + k) % n) for k in (1, 2, 3) for i in range(n) if n > 1][:MAX_POINTS]
     a, b = [p[0] for p in pairs], [p[1] for p in pairs]
-    t_sim = _cosine_rows(teacher[a], teacher[b]) if pairs else np.zeros(0)
-    g_sim = _cosine_rows(got[a], got[b]) if pairs else np.zeros(0)
+    t_sim = cosine_rows(teacher[a], teacher[b]) if pairs else np.zeros(0)
+    g_sim = cosine_rows(got[a], got[b]) if pairs else np.zeros(0)
     return {
-        "cosine_vs_teacher": [round(float(x), 6) for x in _cosine_rows(got, teacher)],
+        "cosine_vs_teacher": [round(float(x), 6) for x in cosine_rows(got, teacher)],
         "scatter": {"x_label": "teacher similarity of a sentence pair", "y_label": "bundle similarity of the same pair",
                     "points": [[round(float(x), 5), round(float(y), 5)] for x, y in zip(t_sim, g_sim)]},
     }

@@ -105,16 +105,20 @@ def run_torch(head: torch.nn.Module, tokenizer, texts, max_length: int, batch_si
 
 
 def tokenizer_batch(tokenizer, texts, max_length: int):
-    """Tokenise with a `tokenizers.Tokenizer`, pad to the longest; int64 arrays."""
-    import numpy as np
+    """Tokenise with a `tokenizers.Tokenizer`, pad to the longest; int64 arrays. The runtime's own
+    encoder, so torch references see exactly the ids the shipped runtime feeds the model."""
+    from .runtime.edgepack_runtime import encode
 
-    tokenizer.enable_truncation(max_length)
-    tokenizer.no_padding()
-    encs = tokenizer.encode_batch(list(texts))
-    longest = max(len(e.ids) for e in encs)
-    ids = np.zeros((len(encs), longest), dtype=np.int64)
-    mask = np.zeros((len(encs), longest), dtype=np.int64)
-    for row, e in enumerate(encs):
-        ids[row, : len(e.ids)] = e.ids
-        mask[row, : len(e.ids)] = 1
-    return ids, mask
+    return encode(tokenizer, texts, max_length)
+
+
+def hf_tokenizer(model_dir: Path):
+    """The `tokenizers.Tokenizer` of a local HF model: its tokenizer.json, or built from vocab.txt."""
+    from tokenizers import Tokenizer
+
+    src = weights_dir(model_dir)
+    if (src / "tokenizer.json").is_file():
+        return Tokenizer.from_file(str(src / "tokenizer.json"))
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(src, use_fast=True, local_files_only=True, trust_remote_code=False).backend_tokenizer

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError, UsageError
+from .stats import cosine_rows
 
 # Bundles built before the budget was recorded in the manifest get these floors (the shipped
 # android-arm64 profile's values), so `check --teacher` on an old bundle still gates something.
@@ -103,30 +104,18 @@ def load_parity_data(paths, label_names=(), text_column=None, label_column=None)
 def teacher_outputs(teacher_dir, task: str, texts, max_length: int, allow_pickle: bool = False) -> np.ndarray:
     """The teacher in torch fp32, tokenised with its own tokenizer (the bundle's may be pruned)."""
     import torch
-    from tokenizers import Tokenizer
 
-    from .modeling import load_hf_model, run_torch, weights_dir, wrap
+    from .modeling import hf_tokenizer, load_hf_model, run_torch, wrap
     from .stages.teacher import inspect_model_dir, resolve_model_path
 
     path = resolve_model_path(str(teacher_dir))
     info = inspect_model_dir(path, task, allow_pickle)
     if info.task != task:
         raise UsageError(f"--teacher {teacher_dir}: is a {info.task} model, the bundle is {task}")
-    tok_file = weights_dir(path) / "tokenizer.json"
-    if tok_file.is_file():
-        tokenizer = Tokenizer.from_file(str(tok_file))
-    else:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(weights_dir(path), use_fast=True, local_files_only=True).backend_tokenizer
+    tokenizer = hf_tokenizer(path)
     torch.manual_seed(0)
     head = wrap(load_hf_model(path, task, allow_pickle), task, info.family, info.pooling, info.normalize)
     return run_torch(head, tokenizer, list(texts), min(max_length, info.max_length))
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return (a * b).sum(1) / np.maximum(norms, 1e-12)
 
 
 def pair_spearman(emb: np.ndarray, pairs) -> float:

@@ -77,10 +77,9 @@ def write_tokenizer(src_dir: Path, dst: Path) -> None:
     if src.is_file():
         shutil.copyfile(src, dst / "tokenizer.json")
     else:
-        from transformers import AutoTokenizer
+        from ..modeling import hf_tokenizer
 
-        tok = AutoTokenizer.from_pretrained(src_dir, use_fast=True, local_files_only=True, trust_remote_code=False)
-        tok.backend_tokenizer.save(str(dst / "tokenizer.json"))
+        hf_tokenizer(src_dir).save(str(dst / "tokenizer.json"))
     # vocab.txt is always written from tokenizer.json so the two can never disagree.
     vocab = json.loads((dst / "tokenizer.json").read_text(encoding="utf-8"))["model"].get("vocab")
     if isinstance(vocab, dict):

@@ -13,13 +13,9 @@ import numpy as np
 
 from ..context import BuildContext
 from ..errors import GateFailed
+from ..stats import cosine_rows, latency_percentiles
 from ..modeling import load_hf_model, run_torch, wrap
 from ..runtime.edgepack_runtime import load_bundle
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    na = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return (a * b).sum(1) / np.maximum(na, 1e-12)
 
 
 def parity(task: str, got: np.ndarray, ref: np.ndarray, labels=None) -> dict:
@@ -31,11 +27,6 @@ def parity(task: str, got: np.ndarray, ref: np.ndarray, labels=None) -> dict:
         return out
     cos = cosine_rows(got, ref)
     return {"cosine_min": float(cos.min()), "cosine_mean": float(cos.mean()), "cosine_p05": float(np.percentile(cos, 5))}
-
-
-def percentiles(samples_ms: list[float]) -> dict:
-    arr = np.asarray(samples_ms)
-    return {"p50_ms": float(np.percentile(arr, 50)), "p95_ms": float(np.percentile(arr, 95)), "p99_ms": float(np.percentile(arr, 99)), "n": len(arr)}
 
 
 def time_calls(fn, reps: int, warmup: int = 2) -> list[float]:
@@ -58,12 +49,12 @@ def latency(bundle, buckets, texts, reps: int) -> dict:
         ids = (filler * (seq // max(len(filler), 1) + 1))[:seq]
         samples = time_calls(lambda: bundle.run_ids([ids]), reps)
         # raw samples kept for report.html's latency distribution plot
-        result["buckets"][str(seq)] = {**percentiles(samples), "samples_ms": [round(x, 4) for x in samples]}
+        result["buckets"][str(seq)] = {**latency_percentiles(samples), "samples_ms": [round(x, 4) for x in samples]}
     sample = list(texts)[: max(reps, 1)]
     per_sentence = []
     for t in sample:
         per_sentence += time_calls(lambda: bundle.outputs([t]), 1, warmup=0)
-    result["sentences"] = {**percentiles(per_sentence), "samples_ms": [round(x, 4) for x in per_sentence]}
+    result["sentences"] = {**latency_percentiles(per_sentence), "samples_ms": [round(x, 4) for x in per_sentence]}
     result["sentence_tokens_mean"] = float(np.mean([len(x) for x in ids_pool])) if ids_pool else 0.0
     return result
 
@@ -72,20 +63,14 @@ def _teacher_tokenizer(ctx: BuildContext, bundle_tokenizer):
     """A student with a pruned vocabulary (issue #4) has its own ids; the teacher needs its own tokenizer."""
     from pathlib import Path
 
-    from ..modeling import weights_dir
+    from ..modeling import hf_tokenizer, weights_dir
 
-    teacher_json = weights_dir(ctx.teacher.path) / "tokenizer.json"
-    if ctx.tokenizer_dir is None or Path(ctx.tokenizer_dir) == weights_dir(ctx.teacher.path) or not teacher_json.is_file():
+    if ctx.tokenizer_dir is None or Path(ctx.tokenizer_dir) == weights_dir(ctx.teacher.path):
         return bundle_tokenizer
-    from tokenizers import Tokenizer
-
-    return Tokenizer.from_file(str(teacher_json))
+    return hf_tokenizer(ctx.teacher.path)
 
 
 def reference_outputs(ctx: BuildContext, texts, tokenizer, max_length: int) -> dict:
-    import torch
-
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     t = ctx.teacher
     teacher_head = wrap(load_hf_model(t.path, t.task, ctx.options.allow_pickle), t.task, t.family, t.pooling, t.normalize)
     refs = {"teacher": run_torch(teacher_head, _teacher_tokenizer(ctx, tokenizer), texts, max_length)}
