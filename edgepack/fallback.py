@@ -18,6 +18,7 @@ import numpy as np
 
 from .context import Artifact, BuildContext
 from .stages import calibrate, quantize
+from .stats import cosine_rows
 
 INT8_MODES = ("static-int8", "dynamic-int8")
 PROBE_TEXTS = 32  # training texts the ranking runs on: enough to rank, cheap enough to run per layer
@@ -39,7 +40,7 @@ def output_error(task: str, got: np.ndarray, ref: np.ndarray) -> float:
     """Embeddings are compared by cosine (what apps use); logits by squared error relative to their energy."""
     if task == "text-classification":
         return float(((got - ref) ** 2).sum() / max(float((ref**2).sum()), 1e-12))
-    cos = (got * ref).sum(1) / np.maximum(np.linalg.norm(got, axis=1) * np.linalg.norm(ref, axis=1), 1e-12)
+    cos = cosine_rows(got, ref)
     return float((1.0 - cos).mean())
 
 
