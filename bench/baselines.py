@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # runs from a fresh clone without installing
 RESULTS = REPO / "bench" / "results"
 
-from edgepack.stages.export import quiet  # noqa: E402  (after the sys.path line above)
+from edgepack.quant import quiet  # noqa: E402  (after the sys.path line above)
 BUCKETS = (32, 64, 128)
 PADDED = 128
 TEACHER_TOKENIZER = None  # set in main(); BundleRow maps padded inputs into its own vocabulary
@@ -418,7 +418,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    from edgepack.stages.teacher import builtin_model_path
+    from edgepack.teacher import builtin_model_path
 
     teacher = builtin_model_path()
     pairs = read_stsb(stsb, n_pairs)

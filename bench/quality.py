@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 import edgepack  # noqa: E402
 from edgepack.cache import hash_parts  # noqa: E402
 from edgepack.modeling import load_hf_model, run_torch, wrap  # noqa: E402
-from edgepack.stages.teacher import builtin_model_path, inspect_model_dir  # noqa: E402
+from edgepack.teacher import builtin_model_path, inspect_model_dir  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 BASE_TARGET = ROOT / "targets" / "android-arm64.toml"
@@ -78,8 +78,8 @@ def teacher_latency(head, tokenizer, texts, reps_texts: int = 100) -> dict:
 
     import onnxruntime as ort
 
+    from edgepack.export import export_onnx
     from edgepack.modeling import tokenizer_batch
-    from edgepack.stages.export import export_onnx
 
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "teacher.onnx"
@@ -145,12 +145,12 @@ def stsb(args, cache: Path) -> dict:
         ctx = edgepack.build(target=str(target), data=(str(data_file),), out=out, cache_dir=cache / "work", force=True, seed=0)
         build_s = time.perf_counter() - t0
         stok = Tokenizer.from_file(str(out / "tokenizer.json"))
-        shead = wrap(load_hf_model(ctx.student_dir, t.task), t.task, t.family, t.pooling, t.normalize)
+        shead = wrap(load_hf_model(ctx.student.dir, t.task), t.task, t.family, t.pooling, t.normalize)
         student_rho = spearman(cosine_pairs(run_torch(shead, stok, s1, 128), run_torch(shead, stok, s2, 128)), gold)
-        row = {"shape": name, "description": ctx.student_info["description"], "params": ctx.student_info["parameters"]["student"],
+        row = {"shape": name, "description": ctx.student.info["description"], "params": ctx.student.info["parameters"]["student"],
                "student_fp32_spearman": student_rho, "build_seconds": round(build_s, 1),
                "vocab_coverage_dev": None, "formats": {}}
-        from edgepack import vocab as vocab_mod
+        from edgepack.student import vocab as vocab_mod
 
         tj = json.loads((teacher_path / "tokenizer.json").read_text(encoding="utf-8"))
         sj = json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))
@@ -170,8 +170,8 @@ def stsb(args, cache: Path) -> dict:
 
 def finetune_sst2_teacher(args, cache: Path) -> Path:
     """MiniLM + a classification head fine-tuned on SST-2 train (subset), cached by its settings."""
-    from transformers import BertForSequenceClassification
     from tokenizers import Tokenizer
+    from transformers import BertForSequenceClassification
 
     train = read_tsv(DATA / "sst2" / "train.tsv")
     random.Random(1).shuffle(train)
@@ -184,7 +184,7 @@ def finetune_sst2_teacher(args, cache: Path) -> Path:
     model = BertForSequenceClassification.from_pretrained(src, num_labels=2, id2label={0: "negative", 1: "positive"},
                                                           label2id={"negative": 0, "positive": 1}, attn_implementation="eager")
     tok = Tokenizer.from_file(str(src / "tokenizer.json"))
-    from edgepack.train import collate, make_batches, tokenize
+    from edgepack.student.train import collate, make_batches, tokenize
 
     ids = tokenize(tok, [r[0] for r in train], 128)
     labels = torch.tensor([int(r[1]) for r in train])
@@ -225,7 +225,7 @@ def sst2(args, cache: Path) -> dict:
     out = cache / f"bundle-sst2-{len(train)}"
     ctx = edgepack.build(target=str(target), model=str(teacher_dir), data=(str(data_file),), out=out, cache_dir=cache / "work", force=True)
     result = {"teacher_accuracy": teacher_acc, "teacher_train_examples": args.sst2_train, "distillation_texts": len(train),
-              "student": ctx.student_info["description"], "formats": {}}
+              "student": ctx.student.info["description"], "formats": {}}
     for fmt in ctx.target.formats:
         b = edgepack.load_bundle(out, format=fmt, threads=1)
         acc = float((b.outputs(texts).argmax(1) == gold).mean())

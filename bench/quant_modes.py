@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runs from a clone without installing, like bench/baselines.py
 
-from edgepack.stats import cosine_rows  # noqa: E402
+from edgepack.measure.stats import cosine_rows  # noqa: E402
 GATES = {"min_cosine_vs_teacher": 0.99, "min_cosine_vs_student": 0.99}  # android-arm64's
 
 
@@ -109,7 +109,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from edgepack.modeling import load_hf_model, run_torch, wrap
-    from edgepack.stages.teacher import builtin_model_path
+    from edgepack.teacher import builtin_model_path
     from tokenizers import Tokenizer
 
     formats = args.formats.split(",")

@@ -12,11 +12,10 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-
-from .errors import BundleFormatError, DataError, UsageError
+from .data import builtin_corpus, load_file
+from .errors import BundleFormatError, DataError, IntegrityError, UsageError
+from .measure.latency import WARMUP, measure_latency
 from .runtime import edgepack_runtime as rt
-from .stats import latency_percentiles
 
 DEFAULT_BUCKETS = (32, 64, 128)
 
@@ -24,8 +23,6 @@ DEFAULT_BUCKETS = (32, 64, 128)
 def bench_texts(data=(), limit: int = 200, manifest: dict | None = None) -> tuple[list[str], str]:
     """Real sentences: --data files, else the built-in corpus, else the bundle's golden texts."""
     if data:
-        from .stages.data import load_file
-
         texts = []
         for p in data:
             texts += [t for t in load_file(Path(p))[0] if t]
@@ -33,12 +30,10 @@ def bench_texts(data=(), limit: int = 200, manifest: dict | None = None) -> tupl
             raise DataError(f"--data {', '.join(map(str, data))}: no usable text")
         return texts[:limit], ", ".join(map(str, data))
     try:
-        from .stages.data import builtin_corpus
-
         texts = builtin_corpus()
         if texts:
             return texts[:limit], "built-in corpus"
-    except (FileNotFoundError, OSError, ImportError):
+    except OSError:  # a stripped install without the corpus file
         pass
     texts = [c["text"] for c in (manifest or {}).get("golden") or [] if c["text"]]
     return texts[:limit], "golden texts"
@@ -50,15 +45,6 @@ def buckets_of(manifest: dict, fmt: str) -> list[int]:
     limit = int(manifest["tokenizer"]["max_length"])
     chosen = static or [b for b in DEFAULT_BUCKETS if b <= limit] or [limit]
     return [b for b in chosen if b <= limit] or [limit]
-
-
-def stats(samples_ms: list[float]) -> dict:
-    arr = np.asarray(samples_ms, dtype=np.float64)
-    return {
-        **latency_percentiles(arr),
-        "mean_ms": float(arr.mean()),
-        "throughput_per_s": float(1000.0 / arr.mean()) if arr.mean() > 0 else 0.0,
-    }
 
 
 def _rss_mb() -> float:
@@ -80,36 +66,14 @@ def _peak_rss_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
-def measure(root: str, fmt: str, threads: int, texts: list[str], buckets: list[int], reps: int, warmup: int = 3) -> dict:
-    """One (format, threads) measurement; runs in its own process (see module doc)."""
+def measure(root: str, fmt: str, threads: int, texts: list[str], buckets: list[int], reps: int, warmup: int = WARMUP) -> dict:
+    """One (format, threads) measurement with the build's latency meter; runs in its own process (see module doc)."""
     rss_before = _rss_mb()
     t0 = time.perf_counter()
     bundle = rt.load_bundle(root, format=fmt, threads=threads)
     load_ms = (time.perf_counter() - t0) * 1000
     rss_loaded = _rss_mb()
-    ids_pool = bundle.encode(texts) if texts else [[0]]
-    filler = [t for ids in ids_pool for t in ids] or [0]
-    out = {"format": fmt, "threads": threads, "load_ms": load_ms, "buckets": {}}
-    for seq in buckets:
-        ids = (filler * (seq // len(filler) + 1))[:seq]
-        for _ in range(warmup):
-            bundle.run_ids([ids])
-        samples = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            bundle.run_ids([ids])
-            samples.append((time.perf_counter() - t) * 1000)
-        out["buckets"][str(seq)] = stats(samples)
-    for t in texts[:warmup]:
-        bundle.outputs([t])
-    samples = []
-    for t in texts:  # tokenisation included: this is what an app pays per sentence
-        start = time.perf_counter()
-        bundle.outputs([t])
-        samples.append((time.perf_counter() - start) * 1000)
-    out["sentences"] = stats(samples) if samples else None
-    lengths = [len(x) for x in ids_pool]
-    out["sentence_tokens"] = {"mean": float(np.mean(lengths)), "max": int(max(lengths))} if lengths else None
+    out = {"format": fmt, "threads": threads, "load_ms": load_ms, **measure_latency(bundle, texts, buckets, reps, warmup)}
     out["memory"] = {"rss_before_load_mb": rss_before, "rss_after_load_mb": rss_loaded, "peak_rss_mb": _peak_rss_mb()}
     return out
 
@@ -134,8 +98,6 @@ def bench_bundle(path, formats=None, threads=None, data=(), sentences: int = 200
     except rt.BundleFormatError as exc:
         raise BundleFormatError(str(exc)) from None
     except rt.BundleIntegrityError as exc:
-        from .errors import IntegrityError
-
         raise IntegrityError(f"{exc} (run `edgepack check {path}`)") from None
     available = sorted({a["format"] for a in manifest["artifacts"]})
     formats = list(formats or available)

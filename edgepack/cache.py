@@ -13,10 +13,22 @@ import os
 import shutil
 from pathlib import Path
 
+from .errors import UsageError
+
 
 def default_cache_root() -> Path:
     env = os.environ.get("EDGEPACK_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "edgepack"
+
+
+def work_dir(cache_dir: Path | None) -> Path:
+    """The build's cache (`--cache-dir`, else $EDGEPACK_CACHE or ~/.cache/edgepack), created if needed."""
+    work = Path(cache_dir) if cache_dir else default_cache_root()
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cache dir {work}: {exc.strerror}") from None
+    return work
 
 
 def hash_parts(*parts) -> str:

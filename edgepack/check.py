@@ -11,8 +11,8 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 from .errors import BundleFormatError, UsageError
+from .golden import golden_matches
 from .runtime import edgepack_runtime as rt
-from .stages.bundle import golden_matches
 
 
 @dataclass
@@ -111,7 +111,9 @@ def check_golden(root: Path, manifest: dict, runtime) -> list[Case]:
 def check_parity(root: Path, manifest: dict, runtime, data=(), teacher=None, allow_pickle: bool = False,
                  text_column=None, label_column=None) -> list[Case]:
     """Parity on the user's data against the teacher, with the tolerances recorded in the manifest."""
-    from . import parity
+    from .measure import parity
+    from .measure.references import teacher_outputs
+    from .teacher import builtin_model_path
 
     if data:
         pdata = parity.load_parity_data(data, manifest.get("labels") or (), text_column, label_column)
@@ -123,12 +125,10 @@ def check_parity(root: Path, manifest: dict, runtime, data=(), teacher=None, all
         teacher = "builtin"
     if teacher is None:
         raise UsageError("--data needs --teacher DIR: this bundle was not built from the built-in teacher")
-    from .stages.teacher import builtin_model_path
-
     tdir = builtin_model_path() if teacher == "builtin" else Path(teacher)
     if not tdir.is_dir():
         raise UsageError(f"--teacher {teacher}: no such directory")
-    ref = parity.teacher_outputs(tdir, manifest["task"], pdata.texts, int(manifest["tokenizer"]["max_length"]), allow_pickle)
+    ref = teacher_outputs(tdir, manifest["task"], pdata.texts, int(manifest["tokenizer"]["max_length"]), allow_pickle)
     cases = []
     for fmt in sorted({a["format"] for a in manifest["artifacts"]}):
         try:
@@ -157,6 +157,9 @@ def check_bundle(path, data=(), teacher=None, allow_pickle: bool = False, text_c
     result = CheckResult(root)
     try:
         manifest = rt.read_manifest(root)
+    except rt.NewerFormatError as exc:
+        # Nothing is wrong with the bundle: this edgepack is too old to judge it (exit 2, as predict).
+        raise BundleFormatError(str(exc)) from None
     except rt.BundleFormatError as exc:
         result.cases.append(Case("manifest", False, str(exc)))
         return result

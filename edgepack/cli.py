@@ -122,7 +122,7 @@ def build(target, model, data, out, task, text_column, label_column, student_lay
 def _print_summary(ctx) -> None:
     console = _console()
     m = ctx.metrics
-    console.print(f"[green]bundle written:[/] {ctx.out_dir}  (task {ctx.teacher.task}, student: {ctx.student_info.get('description')})")
+    console.print(f"[green]bundle written:[/] {ctx.bundle_dir}  (task {ctx.teacher.task}, student: {ctx.student.info.get('description')})")
     for fmt, entry in m.get("formats", {}).items():
         vt = entry["vs_teacher"]
         quality = (
@@ -130,7 +130,7 @@ def _print_summary(ctx) -> None:
         )
         lat = ", ".join(f"{k}: {v['p50_ms']:.1f} ms" for k, v in entry["latency"]["buckets"].items())
         console.print(f"  {fmt}: {entry['size_bytes'] / 1e6:.2f} MB, {quality}, p50 {lat}")
-    console.print(f"  report: {ctx.out_dir / 'report.md'}")
+    console.print(f"  report: {ctx.bundle_dir / 'report.md'}")
 
 
 @main.command()
@@ -175,7 +175,7 @@ def check(bundle, junit, data, teacher, text_column, label_column, allow_pickle)
     """Verify BUNDLE: sha256 of every file and its golden cases through the shipped runtime;
     with --data/--teacher, parity vs the teacher with the tolerances recorded in the bundle.
 
-    Exit 0 pass, 1 integrity or parity failure, 2 bad usage.
+    Exit 0 pass, 1 integrity or parity failure, 2 bad usage (or a bundle format newer than this edgepack).
     """
     from .check import check_bundle, junit_xml
     from .errors import UsageError

@@ -22,6 +22,18 @@ class Teacher:
 
 
 @dataclass(frozen=True)
+class Student:
+    """The fp32 model that is exported: the teacher itself or a distilled student (issue #4)."""
+
+    dir: Path  # HF directory of its weights
+    tokenizer_dir: Path  # where the bundle's tokenizer comes from (its own when the vocabulary was pruned)
+    is_teacher: bool  # then the teacher's outputs are the fp32 student's too
+    vocab_pruned: bool  # its token ids differ from the teacher's, so the teacher keeps its own tokenizer
+    info: dict  # strategy, description, content hash, ... (recorded in the manifest and report)
+    output_dim: int | None = None  # width of the graph's output, set by the export stage
+
+
+@dataclass(frozen=True)
 class Artifact:
     path: str  # relative to the bundle root
     format: str  # onnx | tflite
@@ -50,10 +62,12 @@ class BuildContext:
     out_dir: Path
     teacher: Teacher | None = None
     texts: Texts | None = None
-    student_dir: Path | None = None  # HF directory of the fp32 student
-    student_info: dict = field(default_factory=dict)
-    tokenizer_dir: Path | None = None  # where the bundle's tokenizer comes from
+    student: Student | None = None
     fp32_artifacts: tuple[Artifact, ...] = ()  # in work_dir, not shipped
     artifacts: tuple[Artifact, ...] = ()  # in staging_dir, shipped
-    metrics: dict = field(default_factory=dict)
+    # torch outputs of the teacher and the fp32 student on the validation texts, computed once by the
+    # measure stage for every later measurement (the fallback's)
+    references: dict | None = None
+    metrics: dict = field(default_factory=dict)  # what the measure stage found (report.json's "metrics")
     timings: dict = field(default_factory=dict)
+    bundle_dir: Path | None = None  # --out, once the bundle is published there

@@ -1,7 +1,10 @@
 """Typed errors. Each carries a one-line, user-facing message and the exit code the CLI uses.
 
-Exit codes (documented in README): 0 pass, 1 a gate/parity/integrity failure, 2 bad usage or bad input.
+Exit codes (documented in README): 0 pass, 1 a gate/parity/integrity failure, 2 bad usage or bad input,
+130/143 interrupted.
 """
+
+import signal
 
 
 class EdgepackError(Exception):
@@ -33,6 +36,10 @@ class GateFailed(EdgepackError):
 
     exit_code = 1
 
+    def __init__(self, message: str, failures: tuple = ()):
+        super().__init__(message)
+        self.failures = failures  # measure.gates.GateFailure, one per missed gate
+
 
 class IntegrityError(EdgepackError):
     """A bundle whose files do not match its manifest."""
@@ -44,3 +51,17 @@ class BundleFormatError(EdgepackError):
     """A bundle directory that is not one, or a manifest we cannot trust (newer format, escaping paths)."""
 
     exit_code = 2
+
+
+class Interrupted(UsageError):
+    """SIGINT/SIGTERM during a build: staging removed, --out untouched.
+
+    Exit code 128 + signal number, the shell convention: 130 for SIGINT (Ctrl-C), 143 for SIGTERM.
+    """
+
+    exit_code = 130
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)
+        self.signal_name = signal.Signals(signum).name

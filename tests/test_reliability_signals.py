@@ -22,6 +22,7 @@ from reliability_helpers import assert_clean_failure, error_lines, leftovers, sn
 import edgepack
 from edgepack import pipeline
 from edgepack.cli import main
+from edgepack.errors import Interrupted
 
 STAGE_NAMES = [name for name, _ in pipeline.STAGES]
 SIGNALS = {"SIGINT": (signal.SIGINT, 130), "SIGTERM": (signal.SIGTERM, 143)}
@@ -39,6 +40,7 @@ def build_args(tiny_model, tiny_target, tiny_data, out, cache_dir) -> list[str]:
             "--out", str(out), "--cache-dir", str(cache_dir)]
 
 
+@pytest.mark.slow  # a build per stage and signal (20): the real-process tests below cover the paths fast
 @pytest.mark.parametrize("signame", sorted(SIGNALS))
 @pytest.mark.parametrize("stage", STAGE_NAMES)
 def test_signal_in_the_middle_of_a_stage(stage, signame, monkeypatch, out, tiny_model, tiny_target, tiny_data, cache_dir):
@@ -161,6 +163,28 @@ def test_real_process_sigterm_while_a_second_build_is_refused(tmp_path, out, tin
     assert_clean_failure(proc.returncode, stderr, 143, "interrupted by SIGTERM; nothing was written", out, before)
 
 
+def test_staging_of_a_sigkilled_build_is_reaped_by_the_next(tmp_path, out, tiny_model, tiny_target, tiny_data, cache_dir):
+    # SIGKILL (the OOM killer, `kill -9`) runs no cleanup: the staging directory stays beside --out.
+    # Before the fix no later build removed it (three kills of the default build left 78 MB).
+    marker = tmp_path / "started"
+    args = build_args(tiny_model, tiny_target, tiny_data, out, cache_dir)
+    before = snapshot(out)
+    proc = start_held_build(args, "write bundle", marker)
+    try:
+        wait_for(marker, proc)
+        proc.kill()
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert snapshot(out) == before  # the previous bundle is intact
+    assert any(".edgepack-tmp-" in name for name in leftovers(out.parent))
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert leftovers(out.parent) == []
+    assert edgepack.check(out).passed
+
+
 def test_real_process_sigint_mid_validate(tmp_path, out, tiny_model, tiny_target, tiny_data, cache_dir):
     marker = tmp_path / "started"
     before = snapshot(out)
@@ -220,7 +244,7 @@ def test_signal_wrapped_by_a_library_is_still_reported_as_interrupted(monkeypatc
         try:
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)
-        except pipeline.Interrupted:
+        except Interrupted:
             raise ImportError("initialization failed") from None
         return real_quantise(ctx)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from edgepack import students
 from edgepack.modeling import load_hf_model
+from edgepack.student import layers as students
 from edgepack.testing import tiny_bert
 
 

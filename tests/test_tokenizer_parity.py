@@ -66,7 +66,7 @@ def tiny_pair(tiny_model):
 
 @pytest.fixture(scope="module")
 def minilm_pair():
-    from edgepack.stages.teacher import builtin_model_path
+    from edgepack.teacher import builtin_model_path
 
     path = builtin_model_path()
     if not (path / "tokenizer.json").is_file():

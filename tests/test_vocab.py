@@ -6,11 +6,11 @@ import pytest
 import torch
 from tokenizers import Tokenizer
 
-from edgepack import vocab
 from edgepack.modeling import load_hf_model
-from edgepack.stages.distil import teacher_tokenizer_json
+from edgepack.student import vocab
+from edgepack.student.train import Setup, collate, forward, tokenize
 from edgepack.testing import TINY_SENTENCES
-from edgepack.train import Setup, collate, forward, tokenize
+from edgepack.tokenizer import tokenizer_spec
 
 CORPUS = TINY_SENTENCES[:8]
 
@@ -23,7 +23,7 @@ def _tok(spec):
 
 @pytest.fixture(scope="module")
 def pruned(tiny_model):
-    teacher_json = teacher_tokenizer_json(tiny_model)
+    teacher_json = tokenizer_spec(tiny_model)
     plan = vocab.plan(teacher_json, CORPUS)
     student_json = vocab.rewrite_tokenizer_json(teacher_json, plan)
     return teacher_json, plan, student_json
@@ -44,7 +44,7 @@ def test_plan_keeps_specials_characters_and_corpus_tokens(pruned):
 
 
 def test_vocab_size_budget_fills_with_low_ids(tiny_model):
-    teacher_json = teacher_tokenizer_json(tiny_model)
+    teacher_json = tokenizer_spec(tiny_model)
     small = vocab.plan(teacher_json, CORPUS)
     bigger = vocab.plan(teacher_json, CORPUS, size=small.new_size + 10)
     assert bigger.new_size == small.new_size + 10

@@ -35,6 +35,10 @@ class BundleFormatError(RuntimeErrorBase):
     """Not a bundle, a newer format than this runtime reads, or a manifest pointing outside the bundle."""
 
 
+class NewerFormatError(BundleFormatError):
+    """A bundle written by a newer edgepack: nothing is wrong with it, this runtime is too old."""
+
+
 class BundleIntegrityError(RuntimeErrorBase):
     """A file's sha256 differs from the manifest, or a listed file is missing."""
 
@@ -80,7 +84,7 @@ def read_manifest(root: Path) -> dict:
     if not isinstance(version, int):
         raise BundleFormatError(f"{path}: missing format_version")
     if version > FORMAT_VERSION:
-        raise BundleFormatError(
+        raise NewerFormatError(
             f"{path}: bundle format {version} is newer than this runtime reads ({FORMAT_VERSION}); upgrade edgepack"
         )
     for key, kind in (("task", str), ("artifacts", list), ("tokenizer", dict), ("files", dict)):
@@ -209,9 +213,10 @@ class _TFLiteBackend:
 
 
 class Bundle:
-    def __init__(self, root, format: str | None = None, threads: int = 1, verify: bool = True):
+    def __init__(self, root, format: str | None = None, threads: int = 1, verify: bool = True, manifest: dict | None = None):
         self.root = Path(root)
-        self.manifest = read_manifest(self.root)
+        # A manifest in hand: edgepack measures a bundle it is still assembling, before writing edgepack.json.
+        self.manifest = manifest if manifest is not None else read_manifest(self.root)
         m = self.manifest
         self.task = m["task"]
         self.labels = list(m.get("labels") or [])
@@ -338,6 +343,6 @@ def _check_texts(texts) -> list[str]:
     return texts
 
 
-def load_bundle(path, format: str | None = None, threads: int = 1, verify: bool = True) -> Bundle:
+def load_bundle(path, format: str | None = None, threads: int = 1, verify: bool = True, manifest: dict | None = None) -> Bundle:
     """Open a bundle: checks format version, confines paths, verifies sha256, then loads the model."""
-    return Bundle(path, format=format, threads=threads, verify=verify)
+    return Bundle(path, format=format, threads=threads, verify=verify, manifest=manifest)

@@ -4,7 +4,7 @@ import java.util.Map;
 
 /**
  * Compares a fresh model output with a golden one the build recorded, with the manifest's tolerance
- * (int8 kernels differ slightly between CPUs). Same rule as edgepack.stages.bundle.golden_matches.
+ * (int8 kernels differ slightly between CPUs). Same rule as edgepack.golden.golden_matches.
  */
 public final class GoldenCheck {
     private GoldenCheck() {}

@@ -11,41 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .stats import cosine_rows
+from ..inspect import onnx_details, tflite_details
+from .markdown import fallback_markdown
 
-MAX_POINTS = 300  # per plot: enough to see the shape, small enough to keep the page light
 COLOURS = {"embeddings": "#4e79a7", "encoder": "#f28e2b", "other": "#76b7b2", "graph": "#bab0ac"}
 FORMAT_COLOURS = {"onnx": "#4e79a7", "tflite": "#e15759"}
-
-
-# -- data kept by the validate stage ---------------------------------------------------------------
-def plot_data(task: str, got: np.ndarray, teacher: np.ndarray) -> dict:
-    """Per-sentence points for the bundle-vs-teacher plots (stored in report.json, not the manifest)."""
-    got, teacher = np.asarray(got, dtype=np.float64), np.asarray(teacher, dtype=np.float64)
-    n = len(got)
-    if n == 0:
-        return {}
-    if task == "text-classification":
-        def probs(z):
-            e = np.exp(z - z.max(1, keepdims=True))
-            return e / e.sum(1, keepdims=True)
-
-        pt, pb = probs(teacher), probs(got)
-        top = pt.argmax(1)
-        rows = np.arange(n)[:MAX_POINTS]
-        return {"scatter": {"x_label": "teacher probability of its top class", "y_label": "bundle probability of that class",
-                            "points": [[round(float(pt[i, top[i]]), 5), round(float(pb[i, top[i]]), 5)] for i in rows]}}
-    # Embeddings: similarity of sentence pairs (i, i+k) under the teacher vs under the bundle. A bundle
-    # that preserves the teacher's geometry puts every point on the diagonal.
-    pairs = [(i, (i + k) % n) for k in (1, 2, 3) for i in range(n) if n > 1][:MAX_POINTS]
-    a, b = [p[0] for p in pairs], [p[1] for p in pairs]
-    t_sim = cosine_rows(teacher[a], teacher[b]) if pairs else np.zeros(0)
-    g_sim = cosine_rows(got[a], got[b]) if pairs else np.zeros(0)
-    return {
-        "cosine_vs_teacher": [round(float(x), 6) for x in cosine_rows(got, teacher)],
-        "scatter": {"x_label": "teacher similarity of a sentence pair", "y_label": "bundle similarity of the same pair",
-                    "points": [[round(float(x), 5), round(float(y), 5)] for x, y in zip(t_sim, g_sim)]},
-    }
 
 
 # -- SVG helpers ---------------------------------------------------------------------------------
@@ -196,8 +166,6 @@ def scatter_svg(scatter: dict, title: str) -> str:
 
 def size_parts(root: Path, artifacts) -> list[dict]:
     """Bytes per part for each shipped artifact (see edgepack.inspect)."""
-    from .inspect import onnx_details, tflite_details
-
     out = []
     for a in artifacts:
         path = Path(root) / a.path
@@ -291,10 +259,8 @@ def _fallback_html(metrics: dict, task: str) -> str:
     if not metrics.get("fallback"):
         return ""
     try:
-        from .stages.report import fallback_markdown
-
         return _markdown_to_html(fallback_markdown(metrics["fallback"], task))
-    except (ImportError, KeyError, TypeError, ValueError):  # a report never fails a build
+    except (KeyError, TypeError, ValueError):  # a report never fails a build
         return ""
 
 
@@ -306,7 +272,7 @@ def render(ctx, metrics: dict, size_rows: list[dict]) -> str:
            f"<title>edgepack report: {_e(target.name)}</title><style>{CSS}</style></head><body>",
            f"<h1>edgepack report: {_e(target.name)}</h1>",
            _table(["", ""], [
-               ["task", t.task], ["teacher", t.description], ["student", ctx.student_info.get("description", "?")],
+               ["task", t.task], ["teacher", t.description], ["student", ctx.student.info.get("description", "?")],
                ["quantisation", f"{target.quantize.mode} (per-channel: {target.quantize.per_channel})"],
                ["validation", f"{metrics.get('validation_texts')} held-out texts from {metrics.get('validation_source')}"],
            ]),

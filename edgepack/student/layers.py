@@ -1,8 +1,8 @@
 """Build a student from the teacher: a subset of its layers with their weights copied (DistilBERT-style).
 
 The student stays a standard Hugging Face model of the teacher's class, so export, ONNX and TFLite
-treat it exactly like the teacher. Narrower students come from structured pruning (prune.py) and a
-smaller vocabulary (vocab.py), applied to this one.
+treat it exactly like the teacher. Narrower students come from structured pruning (student/prune.py) and a
+smaller vocabulary (student/vocab.py), applied to this one.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import copy
 
 import torch
 
-from .families import FAMILIES, get_attr, set_attr
+from ..families import FAMILIES, get_attr, set_attr
 
 
 def num_layers(model, family: str) -> int:

@@ -1,14 +1,13 @@
 """The distilled student (issue #4): layer subset -> smaller vocabulary -> distil -> prune -> recover.
 
-Output: `student_dir`, an HF directory (config.json + model.safetensors + tokenizer.json) that
-`modeling.load_hf_model` loads like any BERT/DistilBERT, and `tokenizer_dir` pointing at it when the
-vocabulary was rewritten. Everything is cached under a hash of the teacher's bytes, the training
+Output: a `Student` whose `dir` is an HF directory (config.json + model.safetensors + tokenizer.json)
+that `modeling.load_hf_model` loads like any BERT/DistilBERT, with `tokenizer_dir` pointing at it when
+the vocabulary was rewritten. Everything is cached under a hash of the teacher's bytes, the training
 texts and the [student] settings, so changing only the target re-uses the student.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 import time
@@ -16,12 +15,16 @@ from pathlib import Path
 
 import torch
 
-from .. import progress, prune, students, train, vocab
+from .. import progress
 from ..cache import StageDir, hash_dir, hash_parts
-from ..context import BuildContext
+from ..context import BuildContext, Student
+from ..distributed import is_main_process
 from ..errors import ModelError
 from ..families import FAMILIES
-from ..modeling import load_hf_model, weights_dir
+from ..modeling import load_hf_model
+from ..teacher import weights_dir
+from ..tokenizer import load_tokenizer, tokenizer_spec
+from . import layers, prune, train, vocab
 
 QUICK_MAX_TEXTS = 2000  # --quick distils on at most this many sentences (plus their augmentation)
 TRAIN_MAX_LENGTH = 128  # longer inputs are rare in distillation text and cost quadratic attention
@@ -74,31 +77,15 @@ def augment(texts, share: float, seed: int, vocab_words=()) -> list[str]:
     return out
 
 
-def teacher_tokenizer_json(teacher_dir: Path) -> dict:
-    path = weights_dir(teacher_dir) / "tokenizer.json"
-    if path.is_file():
-        return vocab.load_tokenizer_json(path)
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(weights_dir(teacher_dir), use_fast=True, local_files_only=True, trust_remote_code=False)
-    return json.loads(tok.backend_tokenizer.to_str())
-
-
-def _tokenizer(spec: dict):
-    from tokenizers import Tokenizer
-
-    return Tokenizer.from_str(json.dumps(spec))
-
-
 def plan_settings(ctx: BuildContext, teacher_layers: int) -> dict:
     spec = ctx.target.student
     quick = ctx.options.quick
-    layers = ctx.options.student_layers or spec.layers or max(1, teacher_layers // 2)
-    if layers > teacher_layers:
-        raise ModelError(f"--student-layers {layers}: the teacher has only {teacher_layers} layers")
+    depth = ctx.options.student_layers or spec.layers or max(1, teacher_layers // 2)
+    if depth > teacher_layers:
+        raise ModelError(f"--student-layers {depth}: the teacher has only {teacher_layers} layers")
     epochs = (spec.quick_epochs or spec.epochs / 4) if quick else spec.epochs
     return {
-        "layers": layers,
+        "layers": depth,
         "heads_keep": spec.heads_keep,
         "ffn_keep": spec.ffn_keep,
         "vocab_prune": spec.vocab_prune,
@@ -111,7 +98,7 @@ def plan_settings(ctx: BuildContext, teacher_layers: int) -> dict:
     }
 
 
-def run(ctx: BuildContext) -> BuildContext:
+def make_student(ctx: BuildContext) -> Student:
     t = ctx.teacher
     accel = train.accelerator()
     started = time.perf_counter()
@@ -126,19 +113,20 @@ def run(ctx: BuildContext) -> BuildContext:
         labels = labels[: settings["max_texts"]] if labels is not None else None
     key = hash_parts("distil-v2", teacher_hash, t.task, t.pooling, t.max_length, settings, texts, labels, ctx.options.seed)
     path = ctx.work_dir / f"distil-{key}"
-    if accel.is_main_process:
+    if is_main_process():
         StageDir(ctx.work_dir, "distil", key)  # clears leftovers of an interrupted run
     accel.wait_for_everyone()
     if not (path / "DONE").is_file():
         _build_student(ctx, accel, path, key, teacher_hash, settings, texts, labels)
     accel.wait_for_everyone()
-    if not accel.is_main_process:
+    if not is_main_process():
         raise SecondaryRankDone()
     info = json.loads((path / "student_info.json").read_text(encoding="utf-8"))
     info["seconds"] = round(time.perf_counter() - started, 1)
     student_dir = path / "student"
-    tok_dir = student_dir if settings["vocab_prune"] else ctx.tokenizer_dir
-    return dataclasses.replace(ctx, student_dir=student_dir, student_info=info, tokenizer_dir=tok_dir)
+    pruned = bool(settings["vocab_prune"])
+    return Student(dir=student_dir, tokenizer_dir=student_dir if pruned else weights_dir(t.path), is_teacher=False,
+                   vocab_pruned=pruned, info=info)
 
 
 def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings: dict, texts, labels) -> None:
@@ -147,7 +135,7 @@ def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings
     torch.manual_seed(seed)
     setup = train.Setup(task=t.task, family=t.family, pooling=t.pooling, max_length=min(t.max_length, TRAIN_MAX_LENGTH))
     teacher = load_hf_model(t.path, t.task, ctx.options.allow_pickle)
-    teacher_json = teacher_tokenizer_json(t.path)
+    teacher_json = tokenizer_spec(t.path)
     swap_words = [w for w in teacher_json["model"]["vocab"] if len(w) >= 3 and w.isalpha()] if settings["vocab_prune"] else []
     extra = augment(texts, settings["augment"], seed, swap_words)
     all_texts = texts + extra
@@ -157,8 +145,8 @@ def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings
     if settings["vocab_prune"]:
         vocab_plan = vocab.plan(teacher_json, texts, settings["vocab_size"])
         student_json = vocab.rewrite_tokenizer_json(teacher_json, vocab_plan)
-    teacher_ids = train.tokenize(_tokenizer(teacher_json), all_texts, setup.max_length)
-    student_ids = train.tokenize(_tokenizer(student_json), all_texts, setup.max_length)
+    teacher_ids = train.tokenize(load_tokenizer(teacher_json), all_texts, setup.max_length)
+    student_ids = train.tokenize(load_tokenizer(student_json), all_texts, setup.max_length)
 
     bs = settings["batch_size"]
     has_pruning = settings["heads_keep"] < 1 or settings["ffn_keep"] < 1
@@ -176,25 +164,25 @@ def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings
             counted[0] += n
             bar.advance(n)
 
-        if accel.is_main_process:
+        if is_main_process():
             targets = train.cached_teacher_outputs(
                 ctx.work_dir, cache_key, lambda: train.teacher_outputs(teacher, setup, teacher_ids, on_batch=tick)
             )
         accel.wait_for_everyone()
-        if not accel.is_main_process:
+        if not is_main_process():
             from safetensors.torch import load_file
 
             targets = load_file(str(targets_path))
         bar.advance(teacher_batches - counted[0])  # a cache hit skips the teacher pass
 
-        layers = students.pick_layers(students.num_layers(teacher, t.family), settings["layers"])
-        student = students.layer_subset(teacher, t.family, layers)
-        students.truncate_positions(student, t.family, t.max_length)
+        kept_layers = layers.pick_layers(layers.num_layers(teacher, t.family), settings["layers"])
+        student = layers.layer_subset(teacher, t.family, kept_layers)
+        layers.truncate_positions(student, t.family, t.max_length)
         if vocab_plan is not None:
             vocab.shrink_word_embeddings(student, t.family, vocab_plan)
         # Word embeddings stay the teacher's: tokens the distillation text never shows keep vectors
         # that match the rest of the table, and training skips half the parameters.
-        students.word_embeddings(student, t.family).weight.requires_grad_(False)
+        layers.word_embeddings(student, t.family).weight.requires_grad_(False)
         common = dict(lr=settings["learning_rate"], batch_size=bs, seed=seed, labels=all_labels, accel=accel, on_step=bar.advance)
         curves = [train.distil(student, setup, student_ids, targets, epochs=phase_epochs[0], **common)]
         pruning = {}
@@ -202,7 +190,7 @@ def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings
             pruning = _prune(student, setup, student_ids, targets, settings, seed, bar)
             curves.append(train.distil(student, setup, student_ids, targets, epochs=phase_epochs[1], **dict(common, seed=seed + 1)))
 
-    if not accel.is_main_process:
+    if not is_main_process():
         return
     student = accel.unwrap_model(student).eval()
     student_dir = path / "student"
@@ -213,17 +201,17 @@ def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings
     vocab_size = len(student_json["model"]["vocab"])
     info = {
         "strategy": "distil",
-        "description": students.describe(student, t.family, teacher_heads, vocab_size),
+        "description": layers.describe(student, t.family, teacher_heads, vocab_size),
         "hash": key,
-        "teacher_layers_kept": layers,
+        "teacher_layers_kept": kept_layers,
         "heads_per_layer": prune.heads_per_layer(student, t.family),
         "ffn": int(getattr(student.config, FAMILIES[t.family].ffn_key)),
         "vocab_size": vocab_size,
         "parameters": {
-            "teacher": students.parameter_count(teacher),
-            "student": students.parameter_count(student),
-            "teacher_word_embeddings": students.embedding_parameter_count(teacher, t.family),
-            "student_word_embeddings": students.embedding_parameter_count(student, t.family),
+            "teacher": layers.parameter_count(teacher),
+            "student": layers.parameter_count(student),
+            "teacher_word_embeddings": layers.embedding_parameter_count(teacher, t.family),
+            "student_word_embeddings": layers.embedding_parameter_count(student, t.family),
         },
         "distillation": {
             "texts": len(texts),

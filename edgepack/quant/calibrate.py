@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import layer_names
 from ..errors import UsageError
-from .export import quiet
+from ..tokenizer import load_tokenizer
+from . import layer_names, quiet
 
 # Ops with weights or large matrix products: the part of the graph where int8 pays off.
 ONNX_QUANT_OPS = ("MatMul", "Gemm", "Gather")
@@ -44,19 +44,6 @@ class Calibration:
         return h.hexdigest()[:20]
 
 
-def load_tokenizer(tokenizer_dir: Path):
-    """The exact tokenizer the bundle ships (tokenizer.json, or the fast tokenizer's backend)."""
-    from tokenizers import Tokenizer
-
-    path = Path(tokenizer_dir) / "tokenizer.json"
-    if path.is_file():
-        return Tokenizer.from_file(str(path))
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(tokenizer_dir, use_fast=True, local_files_only=True, trust_remote_code=False)
-    return tok.backend_tokenizer
-
-
 def calibration_set(ctx, limit: int | None = None) -> Calibration:
     """Calibration texts come from the training split: validation stays unseen for the gates."""
     limit = limit or ctx.target.quantize.calibration_size
@@ -64,7 +51,8 @@ def calibration_set(ctx, limit: int | None = None) -> Calibration:
     if not texts:
         raise UsageError("static-int8 needs calibration text; pass --data with a few sentences")
     max_length = min(ctx.teacher.max_length, max(ctx.target.sequence_buckets))
-    return encode_texts(load_tokenizer(ctx.tokenizer_dir), texts, max_length)
+    # the exact tokenizer the bundle ships
+    return encode_texts(load_tokenizer(ctx.student.tokenizer_dir), texts, max_length)
 
 
 def encode_texts(tokenizer, texts, max_length: int) -> Calibration:

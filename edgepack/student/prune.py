@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .families import FAMILIES, get_attr, set_attr
+from ..families import FAMILIES, get_attr, set_attr
 
 
 def _blocks(model, family: str):

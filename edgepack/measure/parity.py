@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError, UsageError
+from ..data import label_ids, load_file
+from ..errors import DataError
 from .stats import cosine_rows
 
 # Bundles built before the budget was recorded in the manifest get these floors (the shipped
@@ -64,8 +65,6 @@ def _pair_rows(path: Path, text_column: str | None):
 
 def load_parity_data(paths, label_names=(), text_column=None, label_column=None) -> ParityData:
     """The user's --data files, every row (no train/validation split: this is all evaluation)."""
-    from .stages.data import _label_ids, load_file
-
     texts, labels, pairs, have_labels = [], [], [], True
     index: dict[str, int] = {}
 
@@ -97,25 +96,8 @@ def load_parity_data(paths, label_names=(), text_column=None, label_column=None)
     if len(texts) > MAX_TEXTS:
         texts, labels = texts[:MAX_TEXTS], labels[:MAX_TEXTS]
         pairs = [p for p in pairs if p[0] < MAX_TEXTS and p[1] < MAX_TEXTS]
-    label_ids = _label_ids(labels, label_names) if have_labels and not pairs else None
-    return ParityData(tuple(texts), tuple(label_ids) if label_ids else None, tuple(pairs), ", ".join(map(str, paths)))
-
-
-def teacher_outputs(teacher_dir, task: str, texts, max_length: int, allow_pickle: bool = False) -> np.ndarray:
-    """The teacher in torch fp32, tokenised with its own tokenizer (the bundle's may be pruned)."""
-    import torch
-
-    from .modeling import hf_tokenizer, load_hf_model, run_torch, wrap
-    from .stages.teacher import inspect_model_dir, resolve_model_path
-
-    path = resolve_model_path(str(teacher_dir))
-    info = inspect_model_dir(path, task, allow_pickle)
-    if info.task != task:
-        raise UsageError(f"--teacher {teacher_dir}: is a {info.task} model, the bundle is {task}")
-    tokenizer = hf_tokenizer(path)
-    torch.manual_seed(0)
-    head = wrap(load_hf_model(path, task, allow_pickle), task, info.family, info.pooling, info.normalize)
-    return run_torch(head, tokenizer, list(texts), min(max_length, info.max_length))
+    ids = label_ids(labels, label_names) if have_labels and not pairs else None
+    return ParityData(tuple(texts), tuple(ids) if ids else None, tuple(pairs), ", ".join(map(str, paths)))
 
 
 def pair_spearman(emb: np.ndarray, pairs) -> float:

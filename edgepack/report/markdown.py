@@ -1,22 +1,6 @@
-"""report.json (everything measured) and report.md (the same, for people)."""
+"""report.md: the build's measured figures, for people."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
-
-
-def manifest_metrics(metrics: dict) -> dict:
-    """The compact subset kept in edgepack.json (the full set is in report.json)."""
-    out = {"validation_texts": metrics.get("validation_texts"), "formats": {}}
-    for fmt, m in metrics.get("formats", {}).items():
-        out["formats"][fmt] = {
-            "vs_teacher": m["vs_teacher"],
-            "vs_student_fp32": m["vs_student_fp32"],
-            "latency_p50_ms": {k: v["p50_ms"] for k, v in m["latency"]["buckets"].items()},
-            "size_bytes": m["size_bytes"],
-        }
-    return out
 
 
 def _fmt(v) -> str:
@@ -30,7 +14,7 @@ def markdown(ctx, metrics: dict) -> str:
         "",
         f"- task: **{t.task}**",
         f"- teacher: {t.description}",
-        f"- student: {ctx.student_info.get('description', '?')}",
+        f"- student: {ctx.student.info.get('description', '?')}",
         f"- quantisation: {target.quantize.mode} (per-channel: {target.quantize.per_channel})",
         f"- validation: {metrics.get('validation_texts')} held-out texts from {metrics.get('validation_source')}",
         f"- gates: **{'passed' if metrics.get('gates', {}).get('passed') else 'FAILED'}**",
@@ -57,7 +41,7 @@ def markdown(ctx, metrics: dict) -> str:
         for seq, lat in m["latency"]["buckets"].items():
             lines.append(f"| {fmt} | {seq} tokens | {lat['p50_ms']:.2f} | {lat['p95_ms']:.2f} |")
         s = m["latency"]["sentences"]
-        lines.append(f"| {fmt} | validation sentences (mean {m['latency']['sentence_tokens_mean']:.0f} tokens) | {s['p50_ms']:.2f} | {s['p95_ms']:.2f} |")
+        lines.append(f"| {fmt} | validation sentences (mean {m['latency']['sentence_tokens']['mean']:.0f} tokens) | {s['p50_ms']:.2f} | {s['p95_ms']:.2f} |")
     lines += ["", "Measured on the build machine (usually x86-64). ARM phones and boards run different kernels "
               "(XNNPACK / KleidiAI); expect different absolute numbers, and measure on the device.", "",
               "## Size", "", "| format | bytes | MB |", "|---|---|---|"]
@@ -89,24 +73,3 @@ def fallback_markdown(fb: dict | None, task: str) -> list[str]:
         ranked = ", ".join(f"{x['layer']} ({x['error_removed']:.2e})" for x in e["sensitivity"][:5])
         lines.append(f"\n{fmt}: most sensitive layers (output error removed by keeping each alone in float): {ranked}.")
     return lines
-
-
-def write_reports(ctx, dst: Path) -> None:
-    metrics = ctx.metrics
-    doc = {
-        "target": ctx.target.name,
-        "task": ctx.teacher.task,
-        "teacher": ctx.teacher.description,
-        "student": ctx.student_info,
-        "quantize": {"mode": ctx.target.quantize.mode, "per_channel": ctx.target.quantize.per_channel,
-                     "exclude": list(ctx.target.quantize.exclude), "activations": ctx.target.quantize.activations,
-                     "full_integer": ctx.target.quantize.full_integer,
-                     "kept_float": {f: e["kept_float"] for f, e in metrics.get("fallback", {}).get("formats", {}).items()}},
-        "metrics": metrics,
-        "timings_s": ctx.timings,
-    }
-    (dst / "report.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    (dst / "report.md").write_text(markdown(ctx, metrics), encoding="utf-8")
-    from ..html_report import write as write_html
-
-    write_html(ctx, metrics, dst)

@@ -1,5 +1,6 @@
 """Accuracy-aware fallback: when an int8 build misses a parity gate, keep the most sensitive layers in
-float, one at a time, until the gate passes; past `quantize.fallback_max_layers`, fail naming them.
+float, one at a time, until the gate passes; past `quantize.fallback_max_layers`, the gate (stages/
+validate.py) fails naming them.
 
 Sensitivity of a layer = how much the output error (vs the fp32 graph, on training texts) shrinks when
 only that layer is kept in float. Measured per format on the exported graphs themselves, so it sees
@@ -16,24 +17,22 @@ from pathlib import Path
 
 import numpy as np
 
-from .context import Artifact, BuildContext
-from .stages import calibrate, quantize
-from .stats import cosine_rows
+from ..context import Artifact, BuildContext
+from ..measure.evaluate import evaluate
+from ..measure.gates import GateFailure, gate_failures
+from ..measure.stats import cosine_rows
+from ..targets import QuantizeSpec
+from ..tokenizer import load_tokenizer
+from . import calibrate, quantize
+from .layer_names import matches
 
 INT8_MODES = ("static-int8", "dynamic-int8")
 PROBE_TEXTS = 32  # training texts the ranking runs on: enough to rank, cheap enough to run per layer
-_PARITY_WORDS = ("cosine", "agreement")
 
 
-def applies(ctx: BuildContext, fails: list[str]) -> bool:
+def applies(spec: QuantizeSpec, fails: list[GateFailure]) -> bool:
     """Only parity can be bought back with float layers; size and latency get worse, not better."""
-    spec = ctx.target.quantize
-    return bool(
-        fails
-        and spec.fallback_max_layers > 0
-        and spec.mode in INT8_MODES
-        and all(any(w in f for w in _PARITY_WORDS) for f in fails)
-    )
+    return bool(fails and spec.fallback_max_layers > 0 and spec.mode in INT8_MODES and all(f.kind == "parity" for f in fails))
 
 
 def output_error(task: str, got: np.ndarray, ref: np.ndarray) -> float:
@@ -103,8 +102,6 @@ class _Probe:
         path = Path(self.art.path)
         full = spec.full_integer or spec.mode == "dynamic-int8"
         found = calibrate.onnx_quantizable(path, full) if self.fmt == "onnx" else calibrate.tflite_quantizable(path, full)
-        from .layer_names import matches
-
         return [name for name in found if name and not matches(name, "", spec.exclude)]
 
 
@@ -120,26 +117,24 @@ def _parity_summary(m: dict) -> dict:
     return {"vs_teacher": m["vs_teacher"], "vs_student_fp32": m["vs_student_fp32"], "size_bytes": m["size_bytes"]}
 
 
-def recover(ctx: BuildContext, metrics: dict, fails: list[str], refs_cache: dict | None = None):
-    """Returns (ctx, metrics, fails) after the fallback; metrics gain a "fallback" entry for the report."""
-    from .stages import bundle as bundle_stage
-    from .stages import validate
-
+def recover(ctx: BuildContext, fails: list[GateFailure]) -> BuildContext:
+    """Re-quantise the failing formats with their most sensitive layers in float and measure again;
+    the context's metrics gain a "fallback" entry (for the gate and the report)."""
     spec = ctx.target.quantize
-    failing = [fmt for fmt in metrics["formats"] if validate.gate_failures(ctx, {"formats": {fmt: metrics["formats"][fmt]}})]
+    task, budget = ctx.teacher.task, ctx.target.budget
+    failing = [fmt for fmt in ctx.metrics["formats"] if any(f.format == fmt for f in fails)]
     calib = quantize.calibration_for(ctx)
     max_length = min(ctx.teacher.max_length, max(ctx.target.sequence_buckets))
     probe_texts = list(ctx.texts.train or ctx.texts.validation)[:PROBE_TEXTS]
-    probe_set = calibrate.encode_texts(calibrate.load_tokenizer(ctx.tokenizer_dir), probe_texts, max_length)
+    probe_set = calibrate.encode_texts(load_tokenizer(ctx.student.tokenizer_dir), probe_texts, max_length)
     report = {"max_layers": spec.fallback_max_layers, "formats": {}}
     kept: dict[str, list[str]] = {}
-    refs_cache = {} if refs_cache is None else refs_cache
     with tempfile.TemporaryDirectory(prefix="edgepack-fallback-", dir=ctx.work_dir) as tmp:
         for fmt in failing:
             probe = _Probe(ctx, fmt, calib, probe_set, Path(tmp))
             base, ranking = rank_layers(probe)
             entry = {
-                "before": _parity_summary(metrics["formats"][fmt]),
+                "before": _parity_summary(ctx.metrics["formats"][fmt]),
                 "probe_error_all_int8": base,
                 "sensitivity": [{"layer": name, "error_removed": gain} for name, gain in ranking[:12]],
                 "kept_float": [],
@@ -149,9 +144,10 @@ def recover(ctx: BuildContext, metrics: dict, fails: list[str], refs_cache: dict
             kept[fmt] = []
             for name, _gain in ranking[: spec.fallback_max_layers]:
                 kept[fmt].append(name)
-                fmt_ctx = _requantise(fmt_ctx, calib, kept, fmt, bundle_stage)
-                trial = validate.evaluate(fmt_ctx, reps=3, refs_cache=refs_cache)
-                if not validate.gate_failures(fmt_ctx, trial):
+                arts = quantize.quantize_artifacts(fmt_ctx, calib, {fmt: kept[fmt]}, formats=(fmt,))
+                fmt_ctx = dataclasses.replace(fmt_ctx, artifacts=tuple(a for a in fmt_ctx.artifacts if a.format != fmt) + arts)
+                trial, _ = evaluate(fmt_ctx, ctx.references, reps=3)
+                if not gate_failures(task, budget, trial):
                     entry["passed"] = True
                     break
             entry["kept_float"] = list(kept[fmt])
@@ -160,31 +156,13 @@ def recover(ctx: BuildContext, metrics: dict, fails: list[str], refs_cache: dict
             others = tuple(a for a in ctx.artifacts if a.format != fmt)
             ctx = dataclasses.replace(ctx, artifacts=others + tuple(a for a in fmt_ctx.artifacts if a.format == fmt))
     ctx = dataclasses.replace(ctx, artifacts=tuple(sorted(ctx.artifacts, key=_artifact_order(ctx))))
-    bundle_stage.write_manifest(ctx.staging_dir, bundle_stage.manifest_for(ctx))
-    final = validate.evaluate(ctx, refs_cache=refs_cache)
+    final, _ = evaluate(ctx, ctx.references)
     for fmt, entry in report["formats"].items():
         entry["after"] = _parity_summary(final["formats"][fmt])
     final["fallback"] = report
-    fails = validate.gate_failures(ctx, final)
-    for fmt, entry in report["formats"].items():
-        if not entry["passed"] or any(f.startswith(f"{fmt}:") for f in fails):
-            names = ", ".join(entry["kept_float"]) or "none"
-            fails.append(
-                f"{fmt}: accuracy-aware fallback kept {len(entry['kept_float'])} most sensitive layer(s) in float "
-                f"({names}; quantize.fallback_max_layers = {spec.fallback_max_layers}) and the gate still fails"
-            )
-    return ctx, final, fails
+    return dataclasses.replace(ctx, metrics=final)
 
 
 def _artifact_order(ctx: BuildContext):
     order = {(a.format, a.sequence_length): i for i, a in enumerate(ctx.fp32_artifacts)}
     return lambda a: order.get((a.format, a.sequence_length), 0)
-
-
-def _requantise(fmt_ctx: BuildContext, calib, kept: dict, fmt: str, bundle_stage) -> BuildContext:
-    arts = quantize.quantize_artifacts(fmt_ctx, calib, {fmt: kept[fmt]}, formats=(fmt,))
-    others = tuple(a for a in fmt_ctx.artifacts if a.format != fmt)
-    fmt_ctx = dataclasses.replace(fmt_ctx, artifacts=others + arts)
-    # The staged manifest carries every file's sha256; the runtime verifies them before loading.
-    bundle_stage.write_manifest(fmt_ctx.staging_dir, bundle_stage.manifest_for(fmt_ctx))
-    return fmt_ctx

@@ -2,7 +2,7 @@
 
 `accelerate launch -m edgepack build ...` (or torchrun) starts several processes; the Accelerator
 wraps the student in DDP and each process trains on its own share of the batches. Only the main
-process writes caches and the bundle (see `is_main_process`).
+process writes caches and the bundle (see edgepack/distributed.py).
 
 Losses (sentence-transformers / DistilBERT practice):
 - embedding teachers: MSE between pooled (un-normalised) embeddings + (1 - cosine);
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cache import StageDir, hash_parts
-from .families import FAMILIES
-
-
-def is_main_process() -> bool:
-    """True unless launched as a non-zero rank (accelerate launch / torchrun set RANK)."""
-    return int(os.environ.get("RANK", "0")) == 0
+from ..cache import StageDir, hash_parts
+from ..families import FAMILIES
+from ..modeling import mean_pool, model_inputs, pooled
 
 
 def accelerator():
@@ -75,24 +70,14 @@ def collate(ids: list[list[int]], index: list[int], device=None) -> tuple[torch.
     return input_ids, mask
 
 
-def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    m = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
-
-
 def forward(model, setup: Setup, input_ids, mask, head_mask=None) -> dict[str, torch.Tensor]:
-    """The model's product before normalisation: pooled embedding, or logits + pooled last hidden state."""
-    kwargs = {"input_ids": input_ids, "attention_mask": mask}
-    if FAMILIES[setup.family].uses_token_type_ids:
-        kwargs["token_type_ids"] = torch.zeros_like(input_ids)
-    if head_mask is not None:
-        kwargs["head_mask"] = head_mask
+    """The model's product before normalisation: pooled embedding (the exported graph's own pooling,
+    modeling.pooled), or logits + the mean-pooled last hidden state."""
+    token_type_ids = FAMILIES[setup.family].uses_token_type_ids
     if setup.task == "text-classification":
-        out = model(**kwargs, output_hidden_states=True)
+        out = model(**model_inputs(input_ids, mask, token_type_ids, head_mask), output_hidden_states=True)
         return {"logits": out.logits, "hidden": mean_pool(out.hidden_states[-1], mask)}
-    hidden = model(**kwargs).last_hidden_state
-    pooled = hidden[:, 0] if setup.pooling == "cls" else mean_pool(hidden, mask)
-    return {"embedding": pooled}
+    return {"embedding": pooled(model, input_ids, mask, setup.pooling, token_type_ids, head_mask)}
 
 
 def loss_terms(setup: Setup, student: dict, teacher: dict, labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from .families import FAMILIES, get_attr, set_attr
+from ..families import FAMILIES, get_attr, set_attr
+from ..tokenizer import load_tokenizer
 
 
 @dataclass(frozen=True)
@@ -39,23 +39,17 @@ class VocabPlan:
         return {old: new for new, old in enumerate(self.keep_ids)}
 
 
-def load_tokenizer_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
 def _is_unused(token: str) -> bool:
     return token.startswith("[unused") and token.endswith("]")
 
 
 def plan(tokenizer_json: dict, texts, size: int = 0) -> VocabPlan:
     """Choose the ids to keep for `texts` (tokenised with the teacher's tokenizer)."""
-    from tokenizers import Tokenizer
-
     model = tokenizer_json["model"]
     if model.get("type") != "WordPiece":
         raise ValueError(f"vocabulary pruning supports WordPiece tokenizers, not {model.get('type')}")
     vocab: dict[str, int] = model["vocab"]
-    tok = Tokenizer.from_str(json.dumps(tokenizer_json))
+    tok = load_tokenizer(tokenizer_json)
     tok.no_padding()
     tok.no_truncation()
     counts: Counter[int] = Counter()
@@ -130,13 +124,11 @@ def coverage(teacher_json: dict, student_json: dict, texts) -> dict:
     token_coverage: share of the teacher's wordpieces (over all occurrences) still in the vocabulary;
     same_tokens: share of texts tokenised identically; unk_rate: [UNK] share of student tokens.
     """
-    from tokenizers import Tokenizer
-
     texts = list(texts)
     if not texts:
         return {"texts": 0}
-    t_tok = Tokenizer.from_str(json.dumps(teacher_json))
-    s_tok = Tokenizer.from_str(json.dumps(student_json))
+    t_tok = load_tokenizer(teacher_json)
+    s_tok = load_tokenizer(student_json)
     for tok in (t_tok, s_tok):
         tok.no_padding()
         tok.no_truncation()

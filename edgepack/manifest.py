@@ -1,0 +1,137 @@
+"""edgepack.json: what a bundle is, built from the build context.
+
+`manifest_for` describes the staged bundle; `open_staged` loads it through the runtime with that
+description in memory (evaluation and golden cases run before anything is final); `write_manifest`,
+called once by the bundle stage, adds the file table and writes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+
+from .context import BuildContext
+from .runtime.edgepack_runtime import FORMAT_VERSION, MANIFEST, load_bundle, sha256_file
+
+TOOLS = ("edgepack", "torch", "transformers", "tokenizers", "onnx", "onnxruntime", "litert-torch", "ai-edge-quantizer", "ai-edge-litert", "numpy")
+
+
+def tool_versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in TOOLS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def tokenizer_facts(tokenizer_json: Path) -> dict:
+    """What a non-Python tokenizer (the Android app's Java WordPiece) needs to reproduce ours."""
+    spec = json.loads(tokenizer_json.read_text(encoding="utf-8"))
+    norm = spec.get("normalizer") or {}
+    model = spec.get("model") or {}
+    vocab = model.get("vocab") or {}
+    return {
+        "type": model.get("type", ""),
+        "lowercase": bool(norm.get("lowercase", False)),
+        "strip_accents": norm.get("strip_accents"),  # null = follow lowercase (BERT rule)
+        "handle_chinese_chars": bool(norm.get("handle_chinese_chars", True)),
+        "clean_text": bool(norm.get("clean_text", True)),
+        "unk_token": model.get("unk_token", "[UNK]"),
+        "continuing_subword_prefix": model.get("continuing_subword_prefix", "##"),
+        "max_input_chars_per_word": model.get("max_input_chars_per_word", 100),
+        "cls_id": vocab.get("[CLS]"),
+        "sep_id": vocab.get("[SEP]"),
+        "pad_id": vocab.get("[PAD]", 0),
+        "unk_id": vocab.get(model.get("unk_token", "[UNK]")),
+        "vocab_size": len(vocab),
+        # The Java tokenizer refuses pipelines it does not implement instead of silently diverging.
+        "normalizer": norm.get("type"),
+        "pre_tokenizer": (spec.get("pre_tokenizer") or {}).get("type"),
+        "post_processor": (spec.get("post_processor") or {}).get("type"),
+        # Added tokens are matched in the raw text before normalisation ("[MASK]" typed by a user is id 103).
+        "added_tokens": [
+            {k: tok.get(k) for k in ("id", "content", "special", "normalized", "lstrip", "rstrip", "single_word")}
+            for tok in spec.get("added_tokens") or []
+        ],
+    }
+
+
+def file_table(root: Path, skip=(MANIFEST,)) -> dict:
+    return {
+        p.relative_to(root).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name not in skip
+    }
+
+
+def manifest_for(ctx: BuildContext) -> dict:
+    t = ctx.teacher
+    facts = tokenizer_facts(ctx.staging_dir / "tokenizer.json")
+    max_length = min(t.max_length, max(ctx.target.sequence_buckets))
+    return {
+        "format_version": FORMAT_VERSION,
+        "target": ctx.target.name,
+        "task": t.task,
+        "default_format": ctx.target.default_format,
+        "output": "logits" if t.task == "text-classification" else "embedding",
+        "output_dim": ctx.student.output_dim,
+        "pooling": None if t.task == "text-classification" else {"mode": t.pooling, "normalize": t.normalize, "in_graph": True},
+        "labels": list(t.labels),
+        "tokenizer": {"file": "tokenizer.json", "vocab": "vocab.txt", "max_length": max_length, **facts},
+        "artifacts": [
+            {
+                "path": a.path,
+                "format": a.format,
+                "precision": a.precision,
+                "quantization": ctx.target.quantize.mode,
+                "sequence_length": a.sequence_length,
+                "inputs": list(a.inputs),
+                "outputs": list(a.outputs),
+                "bytes": (ctx.staging_dir / a.path).stat().st_size,
+                "sha256": sha256_file(ctx.staging_dir / a.path),
+            }
+            for a in ctx.artifacts
+        ],
+        "teacher": t.description,
+        "student": ctx.student.info,
+        "provenance": {
+            "tools": tool_versions(),
+            "profile": ctx.target.source,
+            "data": ctx.texts.source if ctx.texts else None,
+            "data_sha256": ctx.texts.sha256 if ctx.texts else None,
+            "seed": ctx.options.seed,
+            # lets `edgepack check --data` find the teacher without --teacher
+            "teacher_builtin": ctx.options.model is None,
+        },
+        # the profile's gates, so `edgepack check --teacher/--data` in CI gates exactly as the build did
+        "budget": dataclasses.asdict(ctx.target.budget),
+    }
+
+
+def manifest_metrics(metrics: dict) -> dict:
+    """The compact subset of the measured figures kept in edgepack.json (the full set is in report.json)."""
+    out = {"validation_texts": metrics.get("validation_texts"), "formats": {}}
+    for fmt, m in metrics.get("formats", {}).items():
+        out["formats"][fmt] = {
+            "vs_teacher": m["vs_teacher"],
+            "vs_student_fp32": m["vs_student_fp32"],
+            "latency_p50_ms": {k: v["p50_ms"] for k, v in m["latency"]["buckets"].items()},
+            "size_bytes": m["size_bytes"],
+        }
+    return out
+
+
+def open_staged(ctx: BuildContext, fmt: str, threads: int = 1):
+    """The staged bundle through the shipped runtime, described by `manifest_for` in memory. The files
+    are the build's own, written moments ago, so their hashes are not checked."""
+    return load_bundle(ctx.staging_dir, format=fmt, threads=threads, verify=False, manifest=manifest_for(ctx))
+
+
+def write_manifest(root: Path, manifest: dict) -> None:
+    manifest["files"] = file_table(root)
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

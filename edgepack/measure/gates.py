@@ -1,0 +1,67 @@
+"""The target profile's [budget] applied to measured figures. A failure is a typed `GateFailure`, so
+the accuracy-aware fallback asks `kind == "parity"` instead of searching messages for words."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..targets import BudgetSpec
+
+KINDS = ("size", "parity", "latency", "fallback")
+
+
+@dataclass(frozen=True)
+class GateFailure:
+    format: str
+    kind: str  # one of KINDS
+    metric: str  # the figure gated: "cosine_min", "agreement", "max_size_mb", ...
+    value: float
+    floor: float  # the profile's bound: a minimum for parity, a maximum for size and latency
+    versus: str = ""  # parity: "vs_teacher" or "vs_student_fp32"
+    kept_float: tuple[str, ...] = ()  # fallback: the layers it kept in float before giving up
+
+    def __str__(self) -> str:
+        """The one-line message the CLI prints and report.md lists."""
+        if self.kind == "size":
+            return f"{self.format}: model file {self.value:.1f} MB > max_size_mb {self.floor}"
+        if self.kind == "latency":
+            return f"{self.format}: latency p95 {self.value:.1f} ms > {self.floor}"
+        if self.kind == "fallback":
+            names = ", ".join(self.kept_float) or "none"
+            return (f"{self.format}: accuracy-aware fallback kept {len(self.kept_float)} most sensitive layer(s) in float "
+                    f"({names}; quantize.fallback_max_layers = {self.floor}) and the gate still fails")
+        return f"{self.format}: {self.metric} {self.versus} {self.value:.4f} < {self.floor}"
+
+
+def parity_checks(task: str, b: BudgetSpec) -> list[tuple[str, str, float]]:
+    """(versus, metric, floor) for the task; a floor of 0 is not gated."""
+    if task == "text-classification":
+        return [("vs_teacher", "agreement", b.min_agreement_vs_teacher), ("vs_student_fp32", "agreement", b.min_agreement_vs_student)]
+    return [
+        ("vs_teacher", "cosine_min", b.min_cosine_vs_teacher),
+        ("vs_teacher", "cosine_mean", b.min_mean_cosine_vs_teacher),
+        ("vs_student_fp32", "cosine_min", b.min_cosine_vs_student),
+    ]
+
+
+def gate_failures(task: str, budget: BudgetSpec, metrics: dict) -> list[GateFailure]:
+    fails = []
+    for fmt, m in metrics["formats"].items():
+        mb = m["largest_file_bytes"] / 1e6
+        if mb > budget.max_size_mb:
+            fails.append(GateFailure(fmt, "size", "max_size_mb", mb, budget.max_size_mb))
+        for versus, metric, floor in parity_checks(task, budget):
+            value = m[versus][metric]
+            if floor and value < floor:
+                fails.append(GateFailure(fmt, "parity", metric, value, floor, versus))
+        if budget.max_latency_ms_p95:
+            worst = max(x["p95_ms"] for x in m["latency"]["buckets"].values())
+            if worst > budget.max_latency_ms_p95:
+                fails.append(GateFailure(fmt, "latency", "max_latency_ms_p95", worst, budget.max_latency_ms_p95))
+    fallback = metrics.get("fallback") or {}
+    for fmt, entry in fallback.get("formats", {}).items():
+        # The fallback ran for this format: it failed if it never passed or the final figures still miss.
+        if not entry["passed"] or any(f.format == fmt for f in fails):
+            fails.append(GateFailure(fmt, "fallback", "fallback_max_layers", len(entry["kept_float"]),
+                                     fallback["max_layers"], kept_float=tuple(entry["kept_float"])))
+    return fails
