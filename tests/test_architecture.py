@@ -88,3 +88,14 @@ def test_no_import_cycles():
         if name not in state:
             visit(name, [name])
     assert cycles == []
+
+
+def test_measuring_imports_no_torch():
+    # `edgepack bench` measures in child processes that must look like an app, and `edgepack check`
+    # without --teacher must not pay for torch: the measuring package imports it only when called.
+    import subprocess
+    import sys
+
+    measure = sorted(m for m in MODULES if m.startswith("edgepack.measure"))
+    code = f"import sys; import {', '.join(measure)}; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -1,4 +1,4 @@
 """The build's stages, one file each, each `run(ctx) -> ctx`; pipeline.py lists them in order.
 
-Only pipeline.py imports these: the work itself lives in the libraries they call.
+Of edgepack's modules only pipeline.py imports these; the work itself lives in the libraries they call.
 """
