@@ -106,17 +106,29 @@ def build(target, model, data, out, task, text_column, label_column, student_lay
     """Distil, prune, quantise, export, validate and bundle a model for TARGET."""
     from .config import BuildOptions
     from .pipeline import build as run_build
-    from .progress import RichReporter, using
+    from .progress import using
 
     options = BuildOptions(
         target=target, model=model, data=tuple(data), out=out, task=task, seed=seed, quick=quick, force=force,
         allow_pickle=allow_pickle, text_column=text_column, label_column=label_column,
         student_layers=student_layers, cache_dir=cache_dir,
     )
-    console = _console(stderr=True)
-    with RichReporter(console) as reporter, using(reporter):
+    with _progress_reporter() as reporter, using(reporter):
         ctx = run_build(options)
     _print_summary(ctx)
+
+
+def _progress_reporter():
+    """A live rich display on a terminal; plain flushed lines (a line per stage, a sub-task's progress
+    every ~10 s with its ETA and metrics) when stderr is a pipe or a file, as in CI or
+    `edgepack build ... > build.log 2>&1`. EDGEPACK_PROGRESS=plain or =rich forces one."""
+    from .progress import PlainReporter, RichReporter
+
+    console = _console(stderr=True)
+    forced = os.environ.get("EDGEPACK_PROGRESS", "").strip().lower()
+    if forced == "plain" or (forced != "rich" and not console.is_terminal):
+        return PlainReporter(sys.stderr)
+    return RichReporter(console)
 
 
 def _print_summary(ctx) -> None:

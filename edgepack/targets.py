@@ -62,6 +62,9 @@ class BudgetSpec:
     min_agreement_vs_teacher: float = 0.0  # classifiers: share of equal argmax
     min_agreement_vs_student: float = 0.0
     max_latency_ms_p95: float = 0.0  # 0 = not gated (x86 latency says little about ARM)
+    # [student] vocab_prune only: the largest share (0-1) of validation words that may tokenise differently
+    # from the teacher (words split into other pieces by the pruned vocabulary); 0 = not gated (issue #11).
+    max_retokenized_words: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,8 @@ def parse_target(text: str, source: str) -> TargetProfile:
     for key in ("heads_keep", "ffn_keep"):
         if not 0 < getattr(sections["student"], key) <= 1:
             raise TargetError(f"{source}: 'student.{key}' must be in (0, 1]")
+    if sections["budget"].max_retokenized_words > 1:
+        raise TargetError(f"{source}: 'budget.max_retokenized_words' is a share of words: 0 to 1 (0 = not gated)")
     return TargetProfile(
         name=raw["name"],
         description=str(raw.get("description", "")),

@@ -200,3 +200,22 @@ def test_teacher_profile_keeps_every_sentence_above_099(session_dir, cache_dir):
         assert m["vs_teacher"]["cosine_min"] >= 0.99, (fmt, m["vs_teacher"])
         assert m["largest_file_bytes"] <= 25e6
     assert check_bundle(out).passed
+
+
+def test_build_without_data_uses_both_builtin_corpora(tiny_model, cache_dir, tmp_path):
+    """No --data: the project's corpus and the general corpus (issue #11); validation stays 64 texts of
+    corpus.txt, and the manifest records both sources and the texts' sha256. A tiny teacher-strategy
+    build stays fast: only the validation texts go through the models."""
+    import edgepack
+    from edgepack.data import builtin_texts
+    from edgepack.testing import tiny_target_toml
+
+    target = tmp_path / "onnx.toml"
+    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,)))
+    ctx = edgepack.build(target=str(target), model=str(tiny_model), out=tmp_path / "out", cache_dir=cache_dir)
+    expected = builtin_texts(seed=0)
+    assert ctx.texts == expected and len(ctx.texts.validation) == 64
+    provenance = json.loads((tmp_path / "out" / "edgepack.json").read_text())["provenance"]
+    assert "corpus.txt" in provenance["data"] and "general.txt.gz" in provenance["data"]
+    assert provenance["data_sha256"] == expected.sha256
+    assert ctx.metrics["validation_texts"] == 64

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import json
+from pathlib import Path
 
 import pytest
 
-from edgepack.data import builtin_corpus, load_file, load_texts, split
+from edgepack.data import builtin_corpus, builtin_texts, general_corpus, load_file, load_texts, split
 from edgepack.errors import DataError
 
 
@@ -116,3 +120,84 @@ def test_builtin_corpus_is_offline_and_clean():
     corpus = builtin_corpus()
     assert len(corpus) >= 1000
     assert all(line and not line.startswith("#") for line in corpus)
+
+
+# -- the general-English corpus shipped for distillation (issue #11 item 4) ---------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS_MD = REPO / "edgepack" / "data" / "CORPUS.md"
+GENERAL_SHA256 = "edbb5a0a5cbebdd7fc7652d46071dff8d1cc91e3306a38a42764a228a37ba86e"  # of general.txt, CORPUS.md
+
+
+def _summary_rows() -> dict[str, list[str]]:
+    """CORPUS.md's summary table: source key -> its cells."""
+    text = CORPUS_MD.read_text(encoding="utf-8")
+    table = text.split("## Summary", 1)[1].split("\n\n", 2)[1]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines() if line.startswith("| `")]
+    return {r[0].strip("`"): r for r in rows}
+
+
+def test_general_corpus_loads_deduplicated_and_large():
+    general = general_corpus()
+    assert len(general) > 50_000
+    assert len(set(general)) == len(general)
+    assert all(line and line == line.strip() for line in general)
+    assert hashlib.sha256(("\n".join(general) + "\n").encode()).hexdigest() == GENERAL_SHA256
+    assert GENERAL_SHA256 in CORPUS_MD.read_text(encoding="utf-8")
+
+
+def test_corpus_provenance_names_a_license_for_every_source():
+    rows = _summary_rows()
+    # every line of the corpus is traced to a source key (tools/corpus/, aligned line by line)
+    keys = gzip.decompress((REPO / "tools" / "corpus" / "general.sources.txt.gz").read_bytes()).decode().split()
+    assert len(keys) == len(general_corpus())
+    assert set(keys) == set(rows), set(keys) ^ set(rows)
+    for key, cells in rows.items():
+        registry, licence = cells[2], cells[3]
+        assert any(r in registry for r in ("Debian", "npm", "PyPI")), key
+        assert any(w in licence for w in ("Public domain", "License", "BSD", "MIT", "CC0")), (key, licence)
+    text = CORPUS_MD.read_text(encoding="utf-8")
+    # notices the sources require to travel with copies
+    for notice in ("WordNet 3.0 Copyright 2006 by Princeton University", "Permission to use, copy, modify and distribute",
+                   "Copyright 2016-2017 Julia Silge", "Taehoon Kim, Kevin Wurster", "UNICODE LICENSE V3",
+                   "Pyjokes Society", "Jargon File 4.4.7", "corpus.txt"):
+        assert notice in text, notice
+
+
+def test_package_data_ships_the_corpora_and_their_notices():
+    import fnmatch
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = config["tool"]["setuptools"]["package-data"]["edgepack.data"]
+    assert "edgepack.data" in config["tool"]["setuptools"]["packages"]
+    for name in ("corpus.txt", "general.txt.gz", "CORPUS.md"):
+        assert (REPO / "edgepack" / "data" / name).is_file(), name
+        assert any(fnmatch.fnmatch(name, p) for p in patterns), (name, patterns)
+    # the builder is a repository tool, not package code
+    assert (REPO / "tools" / "corpus" / "build_corpus.py").is_file()
+    assert not (REPO / "edgepack" / "data" / "build_corpus.py").exists()
+
+
+def test_general_corpus_gzip_is_byte_reproducible():
+    raw = (REPO / "edgepack" / "data" / "general.txt.gz").read_bytes()
+    assert raw[4:8] == b"\0\0\0\0" and not raw[3] & 0x08  # mtime 0, no file name in the header
+    buf = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as f:
+        f.write(gzip.decompress(raw))
+    assert buf.getvalue() == raw
+
+
+def test_builtin_text_holds_out_the_project_corpus_slice_and_trains_on_both():
+    texts = builtin_texts(seed=0)
+    project = builtin_corpus()
+    # the validation slice is the one drawn before the general corpus existed: same seed, same 64 texts
+    assert texts.validation == split(project, None, 0, 64, "").validation
+    assert len(texts.validation) == 64 and set(texts.validation) <= set(project)
+    train = set(texts.train)
+    assert len(train) == len(texts.train) and not train & set(texts.validation)
+    general = set(general_corpus())
+    assert len(train & general) == len(general) and len(train - general) == len(project) - 64
+    assert "corpus.txt" in texts.source and "general.txt.gz" in texts.source
+    assert len(texts.sha256) == 64 and builtin_texts(seed=0) == texts
+    assert builtin_texts(seed=1).validation != texts.validation

@@ -110,3 +110,111 @@ def test_non_wordpiece_tokenizer_is_refused(pruned):
     bad = dict(teacher_json, model={**teacher_json["model"], "type": "BPE"})
     with pytest.raises(ValueError, match="WordPiece"):
         vocab.plan(bad, CORPUS)
+
+
+# -- tokenisation against the teacher: the report's figure and the max_retokenized_words gate (issue #11) --
+
+def test_retokenized_share_is_zero_for_the_teachers_tokenizer_and_counts_changed_words(pruned):
+    from edgepack.measure.tokenization import coverage
+
+    teacher_json, _, student_json = pruned
+    texts = ["weather today", "the movie", "the weather is good"]
+    same = coverage(teacher_json, teacher_json, texts)
+    assert same["retokenized_words"] == same["retokenized_texts"] == 0.0 and same["words"] == 8
+    cov = coverage(teacher_json, student_json, texts)
+    # "weather" (2 of 8 words) is in the teacher's vocabulary, not in CORPUS: it splits into pieces
+    assert cov["retokenized_word_count"] == 2 and cov["retokenized_words"] == 0.25
+    assert cov["retokenized_text_count"] == 2 and cov["retokenized_texts"] == round(2 / 3, 4)
+    assert vocab.coverage is coverage  # one implementation, torch-free, in the measuring package
+
+
+def test_tokenization_gate_is_typed_and_off_at_zero():
+    from edgepack.measure.gates import gate_failures
+    from edgepack.targets import BudgetSpec
+
+    metrics = {"formats": {}, "tokenization": {"retokenized_words": 0.2}}
+    assert gate_failures("sentence-embedding", BudgetSpec(), metrics) == []
+    assert gate_failures("sentence-embedding", BudgetSpec(max_retokenized_words=0.25), metrics) == []
+    (fail,) = gate_failures("sentence-embedding", BudgetSpec(max_retokenized_words=0.1), metrics)
+    assert (fail.kind, fail.metric, fail.value, fail.floor) == ("tokenization", "max_retokenized_words", 0.2, 0.1)
+    assert "20.0% of validation words tokenise differently" in str(fail) and "max_retokenized_words 0.1" in str(fail)
+
+
+def test_retokenized_share_must_be_a_share():
+    from edgepack.errors import TargetError
+    from edgepack.targets import parse_target
+
+    with pytest.raises(TargetError, match="max_retokenized_words"):
+        parse_target('name = "x"\nformats = ["onnx"]\n[budget]\nmax_retokenized_words = 5\n', "bad.toml")
+
+
+def test_unpruned_bundle_reports_no_retokenized_words(tiny_bundle_ro):
+    import json
+
+    tk = json.loads((tiny_bundle_ro / "report.json").read_text())["metrics"]["tokenization"]
+    assert tk["vocab_pruned"] is False and tk["words"] > 0
+    assert tk["retokenized_words"] == tk["retokenized_texts"] == 0.0
+    assert "teacher's tokenizer" in (tiny_bundle_ro / "report.md").read_text()
+
+
+PRUNED_STUDENT = """
+[student]
+strategy = "distil"
+layers = 1
+vocab_prune = true
+epochs = 1
+batch_size = 16
+"""
+
+
+@pytest.fixture(scope="module")
+def pruned_build(session_dir, tiny_model):
+    """A vocabulary-pruned student whose validation texts hold words its training text never used
+    (each teacher word that TINY_SENTENCES do not use appears in one line only)."""
+    from edgepack.testing import tiny_target_toml
+
+    root = session_dir / "vocab-gate"
+    root.mkdir(exist_ok=True)
+    used = {w for s in TINY_SENTENCES for w in s.split()}
+    teacher_words = [w for w in tokenizer_spec(tiny_model)["model"]["vocab"] if w.isalpha() and len(w) > 2 and w not in used]
+    lines = list(TINY_SENTENCES) + [f"{TINY_SENTENCES[i % len(TINY_SENTENCES)]} {w}" for i, w in enumerate(teacher_words)]
+    data = root / "data.txt"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def build(name, **budget):
+        target = root / f"{name}.toml"
+        target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,), **budget) + PRUNED_STUDENT, encoding="utf-8")
+        return target
+
+    return root, data, build
+
+
+def test_pruned_bundle_reports_retokenized_words(pruned_build, tiny_model):
+    import json
+
+    import edgepack
+
+    root, data, target = pruned_build
+    out = root / "out"
+    edgepack.build(target=str(target("open")), model=str(tiny_model), data=(str(data),), out=out, cache_dir=root / "cache")
+    tk = json.loads((out / "report.json").read_text())["metrics"]["tokenization"]
+    assert tk["vocab_pruned"] is True
+    assert 0 < tk["retokenized_words"] < 1 and 0 < tk["retokenized_texts"] <= 1
+    assert "validation words tokenised differently from the teacher" in (out / "report.md").read_text()
+    assert json.loads((out / "edgepack.json").read_text())["budget"]["max_retokenized_words"] == 0
+
+
+def test_retokenized_words_over_budget_fail_the_build(pruned_build, tiny_model, tmp_path):
+    from click.testing import CliRunner
+
+    from edgepack.cli import main
+
+    root, data, target = pruned_build
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["build", "--target", str(target("strict", max_retokenized_words=0.001)), "--model",
+                                       str(tiny_model), "--data", str(data), "--out", str(out), "--cache-dir", str(root / "cache")])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "of validation words tokenise differently from the teacher" in errors[0]
+    assert "max_retokenized_words 0.001" in errors[0] and "Traceback" not in result.output
+    assert not out.exists()

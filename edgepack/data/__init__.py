@@ -1,5 +1,8 @@
 """Text for distillation, calibration and validation: readers for the user's --data files, and the
-built-in corpus shipped beside this module (corpus.txt; tiny_vocab.txt is the test models' vocabulary).
+built-in text shipped beside this module: corpus.txt (written for the project) and general.txt.gz (a
+general-English corpus from public-domain and permissively licensed sources; provenance, licences and
+required notices in CORPUS.md, rebuilt by tools/corpus/build_corpus.py). tiny_vocab.txt is the test
+models' vocabulary.
 
 A library: the build's data stage, `edgepack check --data` and `edgepack bench --data` read text alike.
 """
@@ -7,6 +10,7 @@ A library: the build's data stage, `edgepack check --data` and `edgepack bench -
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import json
 import random
@@ -22,10 +26,52 @@ MAX_CHARS = 10_000  # a line longer than this is cut: no sentence needs more, an
 MAX_FILE_BYTES = 2 << 30
 
 
+BUILTIN_VALIDATION_SIZE = 64  # held-out texts of the built-in text (the README's figures use 64)
+BUILTIN_SOURCE = ("built-in: corpus.txt (project-written; validation held out from it) "
+                  "+ general.txt.gz (general English; licences in edgepack/data/CORPUS.md)")
+
+
 def builtin_corpus() -> list[str]:
     """Sentences written for this project (no third-party text), shipped as package data."""
     text = resources.files("edgepack.data").joinpath("corpus.txt").read_text(encoding="utf-8")
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def general_corpus() -> list[str]:
+    """The general-English corpus (issue #11): 52,795 de-duplicated lines from WordNet, State of the
+    Union addresses, Austen, Moby-Dick, the CIA World Factbook, the Jargon File, the Devil's Dictionary,
+    emoji names and pyjokes. Sources, versions, licences and the notices they require: CORPUS.md."""
+    raw = resources.files("edgepack.data").joinpath("general.txt.gz").read_bytes()
+    return [line.strip() for line in gzip.decompress(raw).decode("utf-8").splitlines() if line.strip()]
+
+
+def builtin_texts(seed: int = 0, validation_size: int = 0) -> Texts:
+    """The default text (no --data): corpus.txt and the general corpus, with the validation slice held
+    out from corpus.txt alone, exactly as before the general corpus existed (same seed, same texts).
+
+    Why validation comes only from corpus.txt: it is written like what apps embed (queries, reviews,
+    commands, chat), while the general corpus is dictionary glosses, speeches and 19th-century prose;
+    the profiles' parity gates and the README's figures were set on this slice, so they keep their
+    meaning and stay comparable across versions. The general corpus only widens the training text.
+    Training text is both corpora shuffled together (a prefix, as `--quick` takes, is a random sample
+    of the whole); a general line equal to a corpus.txt line is dropped, so no validation text is trained on.
+    """
+    project = builtin_corpus()
+    held = split(project, None, seed, validation_size or BUILTIN_VALIDATION_SIZE, "")
+    seen = set(project)
+    general = []
+    for text in general_corpus():
+        if text not in seen:
+            seen.add(text)
+            general.append(text)
+    train = list(held.train) + general
+    random.Random(seed).shuffle(train)
+    return Texts(
+        train=tuple(train),
+        validation=held.validation,
+        source=BUILTIN_SOURCE,
+        sha256=hashlib.sha256("\n".join(project + general).encode()).hexdigest(),
+    )
 
 
 def _decode(path: Path) -> str:

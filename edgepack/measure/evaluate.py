@@ -1,16 +1,21 @@
 """Parity, latency and size of the staged bundle, measured with the runtime it ships (not torch):
 each format against the teacher and the fp32 student on the held-out texts, single-threaded latency
-per sequence bucket and on the real sentences (latency.py), and the model files' sizes."""
+per sequence bucket and on the real sentences (latency.py), the model files' sizes, and how the bundle's
+tokenizer splits the texts compared with the teacher's (tokenization.py)."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 
 from ..context import BuildContext
 from ..manifest import open_staged
+from ..tokenizer import tokenizer_spec
 from .latency import measure_latency
 from .references import build_references
 from .stats import parity, plot_data
+from .tokenization import coverage
 
 
 def evaluate(ctx: BuildContext, references: dict | None = None, reps: int | None = None) -> tuple[dict, dict]:
@@ -20,7 +25,8 @@ def evaluate(ctx: BuildContext, references: dict | None = None, reps: int | None
     labels = ctx.texts.validation_labels
     task = ctx.teacher.task
     reps = reps or (10 if ctx.options.quick else 30)
-    metrics = {"validation_texts": len(texts), "validation_source": ctx.texts.source, "formats": {}}
+    metrics = {"validation_texts": len(texts), "validation_source": ctx.texts.source, "formats": {},
+               "tokenization": tokenization_vs_teacher(ctx, texts)}
     for fmt in ctx.target.formats:
         bundle = open_staged(ctx, fmt, threads=ctx.target.threads)
         if references is None:
@@ -43,3 +49,11 @@ def evaluate(ctx: BuildContext, references: dict | None = None, reps: int | None
     if task == "sentence-embedding":
         metrics["student_fp32_vs_teacher"] = parity(task, references["student_fp32"], references["teacher"])
     return metrics, references
+
+
+def tokenization_vs_teacher(ctx: BuildContext, texts) -> dict:
+    """The staged tokenizer against the teacher's on the validation texts (all zeros unless the
+    vocabulary was pruned); `[budget] max_retokenized_words` gates on `retokenized_words`."""
+    bundle_json = json.loads((ctx.staging_dir / "tokenizer.json").read_text(encoding="utf-8"))
+    teacher_json = tokenizer_spec(ctx.teacher.path) if ctx.student.vocab_pruned else bundle_json
+    return {"vocab_pruned": ctx.student.vocab_pruned, **coverage(teacher_json, bundle_json, texts)}

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 from ..targets import BudgetSpec
 
-KINDS = ("size", "parity", "latency", "fallback")
+KINDS = ("size", "parity", "latency", "fallback", "tokenization")
 
 
 @dataclass(frozen=True)
 class GateFailure:
-    format: str
+    format: str  # "onnx", "tflite"; "tokenizer" for the tokenization gate (one tokenizer serves every format)
     kind: str  # one of KINDS
     metric: str  # the figure gated: "cosine_min", "agreement", "max_size_mb", ...
     value: float
@@ -24,6 +24,9 @@ class GateFailure:
         """The one-line message the CLI prints and report.md lists."""
         if self.kind == "size":
             return f"{self.format}: model file {self.value:.1f} MB > max_size_mb {self.floor}"
+        if self.kind == "tokenization":
+            return (f"{self.format}: {self.value:.1%} of validation words tokenise differently from the teacher "
+                    f"(pruned vocabulary) > max_retokenized_words {self.floor:g}")
         if self.kind == "latency":
             return f"{self.format}: latency p95 {self.value:.1f} ms > {self.floor}"
         if self.kind == "fallback":
@@ -58,6 +61,10 @@ def gate_failures(task: str, budget: BudgetSpec, metrics: dict) -> list[GateFail
             worst = max(x["p95_ms"] for x in m["latency"]["buckets"].values())
             if worst > budget.max_latency_ms_p95:
                 fails.append(GateFailure(fmt, "latency", "max_latency_ms_p95", worst, budget.max_latency_ms_p95))
+    tokenization = metrics.get("tokenization") or {}
+    if budget.max_retokenized_words and tokenization.get("retokenized_words", 0) > budget.max_retokenized_words:
+        fails.append(GateFailure("tokenizer", "tokenization", "max_retokenized_words", tokenization["retokenized_words"],
+                                 budget.max_retokenized_words))
     fallback = metrics.get("fallback") or {}
     for fmt, entry in fallback.get("formats", {}).items():
         # The fallback ran for this format: it failed if it never passed or the final figures still miss.

@@ -22,6 +22,7 @@ def markdown(ctx, metrics: dict) -> str:
     for failure in metrics.get("gates", {}).get("failures", []):
         lines.append(f"  - {failure}")
     lines += fallback_markdown(metrics.get("fallback"), t.task)
+    lines += tokenization_markdown(metrics.get("tokenization"), target.budget.max_retokenized_words)
     lines += ["", "## Parity", ""]
     if t.task == "text-classification":
         lines += ["| format | agreement vs teacher | agreement vs fp32 student | accuracy |", "|---|---|---|---|"]
@@ -73,3 +74,19 @@ def fallback_markdown(fb: dict | None, task: str) -> list[str]:
         ranked = ", ".join(f"{x['layer']} ({x['error_removed']:.2e})" for x in e["sensitivity"][:5])
         lines.append(f"\n{fmt}: most sensitive layers (output error removed by keeping each alone in float): {ranked}.")
     return lines
+
+
+def tokenization_markdown(tk: dict | None, limit: float) -> list[str]:
+    """How many validation words and texts the bundle's tokenizer splits differently from the teacher's."""
+    if not tk or not tk.get("texts"):
+        return []
+    gate = f"gate: at most {limit:.1%} of words" if limit else "not gated (budget.max_retokenized_words = 0)"
+    if not tk.get("vocab_pruned"):
+        return ["", "## Tokenisation", "", "The bundle keeps the teacher's tokenizer: every validation text tokenises as the teacher's does."]
+    return ["", "## Tokenisation (pruned vocabulary)", "",
+            "| | share | count |", "|---|---|---|",
+            f"| validation words tokenised differently from the teacher | {tk['retokenized_words']:.2%} | {tk['retokenized_word_count']} of {tk['words']} |",
+            f"| validation texts tokenised differently | {tk['retokenized_texts']:.2%} | {tk['retokenized_text_count']} of {tk['texts']} |",
+            f"| teacher wordpieces kept (token coverage) | {tk['token_coverage']:.2%} | |",
+            f"| [UNK] share of the bundle's tokens | {tk['unk_rate']:.2%} | |",
+            "", f"Words are whitespace-separated; {gate}."]

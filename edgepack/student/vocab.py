@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from ..families import FAMILIES, get_attr, set_attr
+from ..measure.tokenization import coverage  # noqa: F401  (the report's figure; lives with the measuring code)
 from ..tokenizer import load_tokenizer
 
 
@@ -116,39 +117,3 @@ def shrink_word_embeddings(model, family: str, vocab_plan: VocabPlan) -> None:
     setattr(model.config, fam.vocab_key, len(index))
     if getattr(model.config, "pad_token_id", None) is not None and model.config.pad_token_id in vocab_plan.old_to_new():
         model.config.pad_token_id = vocab_plan.old_to_new()[model.config.pad_token_id]
-
-
-def coverage(teacher_json: dict, student_json: dict, texts) -> dict:
-    """How the pruned tokenizer treats `texts` compared with the teacher's.
-
-    token_coverage: share of the teacher's wordpieces (over all occurrences) still in the vocabulary;
-    same_tokens: share of texts tokenised identically; unk_rate: [UNK] share of student tokens.
-    """
-    texts = list(texts)
-    if not texts:
-        return {"texts": 0}
-    t_tok = load_tokenizer(teacher_json)
-    s_tok = load_tokenizer(student_json)
-    for tok in (t_tok, s_tok):
-        tok.no_padding()
-        tok.no_truncation()
-    t_vocab = {i: t for t, i in teacher_json["model"]["vocab"].items()}
-    s_vocab = student_json["model"]["vocab"]
-    unk = student_json["model"].get("unk_token", "[UNK]")
-    kept = total = same = s_total = s_unk = t_unk = 0
-    for t_enc, s_enc in zip(t_tok.encode_batch(texts, add_special_tokens=False), s_tok.encode_batch(texts, add_special_tokens=False)):
-        total += len(t_enc.ids)
-        kept += sum(t_vocab[i] in s_vocab for i in t_enc.ids)
-        t_unk += sum(t_vocab[i] == unk for i in t_enc.ids)
-        same += t_enc.tokens == s_enc.tokens
-        s_total += len(s_enc.ids)
-        s_unk += sum(tok == unk for tok in s_enc.tokens)
-    return {
-        "texts": len(texts),
-        "token_coverage": round(kept / max(total, 1), 4),
-        "same_tokens": round(same / len(texts), 4),
-        "unk_rate": round(s_unk / max(s_total, 1), 4),
-        "teacher_unk_rate": round(t_unk / max(total, 1), 4),
-        "tokens_per_text_teacher": round(total / len(texts), 2),
-        "tokens_per_text_student": round(s_total / len(texts), 2),
-    }
