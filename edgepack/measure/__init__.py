@@ -7,6 +7,7 @@ look like an app: numpy, tokenizers and one interpreter), and nothing imports a 
 - latency.py     the one latency meter (build report and gates, `edgepack bench`)
 - references.py  the torch fp32 outputs a bundle is compared with (torch imported when called)
 - evaluate.py    parity, latency and size of the staged bundle, through the shipped runtime
+- tokenization.py how the bundle's tokenizer splits text compared with the teacher's (pruned vocabularies)
 - gates.py       the profile's [budget] applied to those figures: typed `GateFailure`s
 - parity.py      `edgepack check --data/--teacher`: parity of a finished bundle on the user's data
 """
