@@ -37,10 +37,12 @@ class Student:
 class Artifact:
     path: str  # relative to the bundle root
     format: str  # onnx | tflite
-    precision: str  # fp32 | int8 | fp16
+    precision: str  # fp32 | int8 | fp16 | "int8 (embeddings int4)"
     sequence_length: int | None  # None = dynamic
     inputs: tuple[dict, ...] = ()
     outputs: tuple[dict, ...] = ()
+    # what the device runtime needs beyond a current interpreter (quant.quantize.runtime_requirements)
+    requires: tuple[dict, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,10 @@ from .runtime import edgepack_runtime as rt
 
 QUANTISED = {"int8", "uint8", "int4", "uint4", "int16"}
 FLOAT = {"float32", "float16", "bfloat16", "float64"}
-EMBEDDING_OPS = {"Gather", "GATHER", "EMBEDDING_LOOKUP"}
-DENSE_OPS = {"MatMul", "MatMulInteger", "Gemm", "QLinearMatMul", "DynamicQuantizeMatMul", "FULLY_CONNECTED", "BATCH_MATMUL"}
+EMBEDDING_OPS = {"Gather", "GatherBlockQuantized", "GATHER", "EMBEDDING_LOOKUP"}
+DENSE_OPS = {"MatMul", "MatMulInteger", "MatMulNBits", "Gemm", "QLinearMatMul", "DynamicQuantizeMatMul", "FULLY_CONNECTED",
+             "BATCH_MATMUL"}
+PACKED_4BIT = {"int4", "uint4"}  # two values a byte
 
 
 def part_of(name: str, consumer_name: str, consumer_op: str) -> str:
@@ -70,7 +72,12 @@ def onnx_details(path: Path) -> dict:
     for init in graph.initializer:
         dtype = np.dtype(helper.tensor_dtype_to_np_dtype(init.data_type)).name if init.data_type != onnx.TensorProto.BFLOAT16 else "bfloat16"
         numel = int(np.prod(init.dims)) if init.dims else 1
-        nbytes = len(init.raw_data) if init.raw_data else numel * np.dtype(helper.tensor_dtype_to_np_dtype(init.data_type)).itemsize
+        if init.raw_data:
+            nbytes = len(init.raw_data)
+        elif dtype in PACKED_4BIT:
+            nbytes = (numel + 1) // 2
+        else:
+            nbytes = numel * np.dtype(helper.tensor_dtype_to_np_dtype(init.data_type)).itemsize
         cname, cop = consumer.get(init.name, ("", ""))
         weights.append((dtype, numel, nbytes, part_of(init.name, cname, cop)))
     return {"operators": dict(Counter(n.op_type for n in graph.node).most_common()), "weights": _weights_summary(weights)}
@@ -86,6 +93,13 @@ def tflite_details(path: Path) -> dict:
     ops, weights = Counter(), []
     for sg in model.subgraphs:
         consumer = {}
+        # Blockwise scales (int4 embedding tables) belong to the part of the tensor they scale.
+        owner = {}
+        for i, t in enumerate(sg.tensors):
+            details = getattr(t.quantization, "details", None) if t.quantization is not None else None
+            for ref in (getattr(details, "scales", -1), getattr(details, "zeroPoints", -1)):
+                if isinstance(ref, int) and ref >= 0:
+                    owner[ref] = i
         for op in sg.operators:
             code = model.operatorCodes[op.opcodeIndex]
             name = op_names.get(max(code.builtinCode, code.deprecatedBuiltinCode), str(code.builtinCode))
@@ -100,8 +114,10 @@ def tflite_details(path: Path) -> dict:
             if not nbytes:
                 continue  # activations and inputs have no buffer
             numel = int(np.prod(t.shape)) if t.shape is not None and len(t.shape) else 1
-            tname = t.name.decode(errors="replace") if isinstance(t.name, bytes) else str(t.name)
-            cop = consumer.get(i, "")
+            ref = owner.get(i, i)
+            tname = sg.tensors[ref].name
+            tname = tname.decode(errors="replace") if isinstance(tname, bytes) else str(tname)
+            cop = consumer.get(ref, "")
             weights.append((type_names.get(t.type, str(t.type)), numel, nbytes, part_of(tname, "", cop)))
     return {"operators": dict(ops.most_common()), "weights": _weights_summary(weights)}
 
@@ -109,6 +125,7 @@ def tflite_details(path: Path) -> dict:
 def artifact_details(root: Path, art: dict) -> dict:
     path = rt.confined(root, art["path"])
     out = {k: art.get(k) for k in ("path", "format", "precision", "quantization", "sequence_length")}
+    out["requires"] = list(art.get("requires") or [])
     out["bytes"] = path.stat().st_size if path.is_file() else None
     if not path.is_file():
         out["error"] = "missing"
@@ -173,6 +190,10 @@ def render(info: dict) -> str:
     for a in info["artifacts"]:
         seq = f", seq {a['sequence_length']}" if a.get("sequence_length") else ""
         lines.append(f"\n{a['path']} ({a['format']}, {a['precision']}{seq}): {_mb(a['bytes'])}")
+        for req in a.get("requires") or ():
+            version = req.get("min_version")
+            android = f"; Android: {req['android']} >= {version}" if req.get("android") else ""
+            lines.append(f"  needs: {req.get('python_package') or req.get('runtime')} >= {version}, for {req.get('feature', '?')}{android}")
         if "error" in a:
             lines.append(f"  {a['error']}")
             continue

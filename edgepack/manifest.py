@@ -89,6 +89,8 @@ def manifest_for(ctx: BuildContext) -> dict:
                 "format": a.format,
                 "precision": a.precision,
                 "quantization": ctx.target.quantize.mode,
+                # runtime versions/ops this file needs (e.g. int4 embeddings); the runtime checks them
+                "requires": [dict(r) for r in a.requires],
                 "sequence_length": a.sequence_length,
                 "inputs": list(a.inputs),
                 "outputs": list(a.outputs),

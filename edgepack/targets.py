@@ -34,6 +34,13 @@ class QuantizeSpec:
     # accuracy_level 4). Blocks keep outlier columns from flattening a whole channel's scale:
     # MiniLM's min cosine to fp32 goes 0.990 -> 0.999 (see bench/results/quant_modes.md).
     block_size: int = 0
+    # dynamic-int8 only: bits of the word-embedding table (the lookup indexed by input_ids; issue #11).
+    # 8 = int8 like the other weights; 4 = int4 in blocks of `embedding_block_size` values along the
+    # embedding dimension, one scale per block (ONNX com.microsoft.GatherBlockQuantized, needs
+    # onnxruntime >= 1.20; TFLite blockwise EMBEDDING_LOOKUP, needs LiteRT >= 1.4.0). Only that table:
+    # position/token-type tables and every matrix keep the mode's int8.
+    embedding_bits: int = 8
+    embedding_block_size: int = 32  # 32, 64, 128 or 256 (ai-edge-quantizer's blockwise granularities)
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,12 @@ def _check_quantize(q: QuantizeSpec, formats: tuple[str, ...], source: str) -> N
         raise TargetError(f"{source}: 'quantize.calibration_size' must be at least 1")
     if q.block_size and (q.mode != "dynamic-int8" or q.block_size < 16 or q.block_size & (q.block_size - 1)):
         raise TargetError(f"{source}: 'quantize.block_size' needs mode = \"dynamic-int8\" and a power of two ≥ 16")
+    if q.embedding_bits not in (4, 8):
+        raise TargetError(f"{source}: 'quantize.embedding_bits' must be 8 or 4")
+    if q.embedding_block_size not in (32, 64, 128, 256):
+        raise TargetError(f"{source}: 'quantize.embedding_block_size' must be 32, 64, 128 or 256")
+    if q.embedding_bits == 4 and q.mode != "dynamic-int8":
+        raise TargetError(f"{source}: 'quantize.embedding_bits = 4' needs mode = \"dynamic-int8\" (got \"{q.mode}\")")
     if q.fallback_max_layers and q.mode not in ("static-int8", "dynamic-int8"):
         raise TargetError(f"{source}: 'quantize.fallback_max_layers' needs an int8 mode (static-int8 or dynamic-int8)")
 

@@ -86,12 +86,8 @@ class _Probe:
         self.trials += 1
         src = Path(self.art.path)
         excl = tuple(spec.exclude) + tuple(exclude)
-        if self.fmt == "onnx":
-            quantize.quantize_onnx(src, dst, spec.mode, spec.per_channel, excl, self.calib, spec.full_integer, spec.activations,
-                                   block_size=spec.block_size)
-        else:
-            quantize.quantize_tflite(src, dst, spec.mode, excl, self.calib, self.art.sequence_length,
-                                     spec.full_integer, spec.activations)
+        # The same call the build makes, so every [quantize] option (block sizes, int4 embeddings) holds.
+        quantize.quantize_file(src, dst, self.fmt, spec, excl, self.calib, self.art.sequence_length)
         err = output_error(self.ctx.teacher.task, self._run(dst), self.reference)
         dst.unlink(missing_ok=True)
         return err

@@ -7,7 +7,13 @@ fp16          fp16 weights and compute, fp32 inputs/outputs    fp16 weights (FLO
 none          the fp32 graph                                   the fp32 graph
 
 `exclude` names layers kept in float (see layer_names.py); the accuracy-aware fallback (fallback.py)
-re-runs `quantize_artifacts` with more of them.
+re-runs `quantize_file` with more of them.
+
+`embedding_bits = 4` (dynamic-int8, issue #11) stores only the word-embedding table in int4 blocks:
+ONNX com.microsoft.GatherBlockQuantized, TFLite blockwise EMBEDDING_LOOKUP. Position and token-type
+tables stay int8: in 4 bits they cost far more than the big table does (MiniLM, 3 layers, rank-128
+factorised embedding, the int4 step alone on random token ids: output cosine to fp32 0.979 with every
+Gather in int4, 0.999 with the word table alone).
 """
 
 from __future__ import annotations
@@ -17,8 +23,29 @@ import shutil
 from pathlib import Path
 
 from ..context import Artifact, BuildContext
-from ..errors import UsageError
+from ..errors import TargetError, UsageError
+from ..targets import QuantizeSpec
 from . import calibrate, layer_names, quiet
+
+# Every supported family (families.py) names its token table `…embeddings.word_embeddings`; a
+# factorised one (student/embedding.py) looks up in `word_embeddings.lookup`.
+WORD_EMBEDDINGS = "word_embeddings"
+
+# What a device runtime needs for an artifact, beyond what every current interpreter has (recorded per
+# artifact in the manifest, checked by the runtime before loading). Each minimum was run here: the
+# same int4-embedding model fails to load in onnxruntime 1.19.2 ("GatherBlockQuantized is not a
+# registered function/op") and runs in 1.20.0 (the CPU kernel is onnxruntime PR #21630, August 2024);
+# an 8-bit MatMulNBits model fails in 1.21.1 ("Only 4b quantization is supported") and runs in 1.22.0.
+# LiteRT: the blockwise int4 lookup is commit 4d75421 "lite: 4 bit block embedding lookup" (June 2025),
+# first tagged in v1.4.0. Older LiteRT does not refuse the file: ai-edge-litert 1.3.0 runs it without an
+# error but ignores the block scales (output cosine 0.51 to fp32; 1.4.0: 0.998), so on a device that
+# cannot run this runtime's check, the bundle's golden cases are what catches it.
+_ORT = {"runtime": "onnxruntime", "python_package": "onnxruntime", "android": "com.microsoft.onnxruntime:onnxruntime-android"}
+_LITERT = {"runtime": "litert", "python_package": "ai-edge-litert", "android": "com.google.ai.edge.litert:litert"}
+INT4_EMBEDDINGS_ONNX = {**_ORT, "min_version": "1.20.0", "feature": "com.microsoft.GatherBlockQuantized (int4 word-embedding table)"}
+INT4_EMBEDDINGS_TFLITE = {**_LITERT, "min_version": "1.4.0",
+                          "feature": "EMBEDDING_LOOKUP with an int4 blockwise table (BlockwiseQuantization)"}
+INT8_BLOCKS_ONNX = {**_ORT, "min_version": "1.22.0", "feature": "com.microsoft.MatMulNBits with 8-bit weight blocks"}
 
 
 def shipped_name(art: Artifact) -> str:
@@ -36,7 +63,18 @@ def onnx_nodes_matching(path: Path, patterns) -> list[str]:
 
 
 def quantize_onnx(src: Path, dst: Path, mode: str, per_channel: bool, exclude=(), calibration=None,
-                  full_integer: bool = False, activations: str = "int8", block_size: int = 0) -> None:
+                  full_integer: bool = False, activations: str = "int8", block_size: int = 0,
+                  embedding_bits: int = 8, embedding_block_size: int = 32) -> None:
+    if mode == "dynamic-int8" and embedding_bits == 4:
+        import tempfile
+
+        # The int4 table first, as GatherBlockQuantized; the int8 pass then runs as without the option:
+        # onnxruntime's int8 quantisers do not touch a GatherBlockQuantized node.
+        with tempfile.TemporaryDirectory() as tmp:
+            mid = Path(tmp) / "embeddings-int4.onnx"
+            quantize_onnx_word_embeddings_int4(src, mid, embedding_block_size, exclude)
+            quantize_onnx(mid, dst, mode, per_channel, exclude, calibration, full_integer, activations, block_size)
+        return
     if mode == "none":
         shutil.copyfile(src, dst)
         return
@@ -92,12 +130,103 @@ def quantize_onnx_blockwise(src: Path, dst: Path, block_size: int, exclude_nodes
                          op_types_to_quantize=["Gather"], nodes_to_exclude=exclude_nodes)
 
 
-def _tflite_recipe(src: Path, mode: str, exclude) -> list:
+def onnx_word_embedding_gather(graph) -> str | None:
+    """Name of the Gather that looks token ids up in the word-embedding table, or None.
+
+    By layer name first (`embeddings.word_embeddings[.lookup]`); otherwise the one Gather of a constant
+    table indexed by the `input_ids` input itself. Position and token-type lookups are never it."""
+    weights = {i.name for i in graph.initializer}
+    tables = [n for n in graph.node if n.op_type == "Gather" and n.input and n.input[0] in weights]
+    named = [n for n in tables if layer_names.matches(layer_names.onnx_layer(n.name), "", [WORD_EMBEDDINGS])]
+    by_input = [n for n in tables if len(n.input) > 1 and n.input[1] == "input_ids"]
+    found = named or by_input
+    return found[0].name if len(found) == 1 else None
+
+
+def _check_embedding_width(width: int, block: int, path: Path) -> None:
+    # LiteRT's blockwise lookup needs whole blocks; ONNX is held to the same rule so both formats agree.
+    if width % block:
+        raise TargetError(f"'quantize.embedding_block_size' {block} does not divide the word-embedding width {width} "
+                          f"of {path.name}; choose a block size that divides it")
+
+
+def quantize_onnx_word_embeddings_int4(src: Path, dst: Path, block: int, exclude=()) -> None:
+    """The word-embedding Gather as com.microsoft.GatherBlockQuantized: int4, symmetric, one scale per
+    `block` values along the embedding dimension (quant axis 1); every other node untouched.
+
+    int4 tensors need opset 21 (and IR 10): the TorchScript export is opset 17, so the graph is converted
+    first. (Only bumping the opset number, as the quantiser does by itself, leaves ops whose signature
+    changed, e.g. ReduceL2's axes, invalid for onnxruntime.) An excluded word-embedding layer stays float."""
+    import onnx
+    from onnx import version_converter
+    from onnxruntime.quantization import matmul_nbits_quantizer as nbits
+
+    model = onnx.load(str(src))
+    word = onnx_word_embedding_gather(model.graph)
+    if word is None:
+        raise TargetError(f"'quantize.embedding_bits = 4': found no word-embedding lookup in {src.name}")
+    data = next(n for n in model.graph.node if n.name == word).input[0]
+    table = next(i for i in model.graph.initializer if i.name == data)
+    _check_embedding_width(int(table.dims[-1]), block, src)
+    if word in onnx_nodes_matching(src, exclude):
+        shutil.copyfile(src, dst)
+        return
+    if not any(o.domain in ("", "ai.onnx") and o.version >= 21 for o in model.opset_import):
+        model = version_converter.convert_version(model, 21)
+    others = [n.name for n in model.graph.node if n.op_type == "Gather" and n.name != word]
+    config = nbits.DefaultWeightOnlyQuantConfig(
+        block_size=block, is_symmetric=True, bits=4, op_types_to_quantize=("Gather",), quant_axes=(("Gather", 1),))
+    with quiet():
+        q = nbits.MatMulNBitsQuantizer(model, algo_config=config, nodes_to_exclude=others)
+        q.process()
+    q.model.save_model_to_file(str(dst), False)
+
+
+def tflite_word_embedding_lookup(path: Path) -> tuple[str, int] | None:
+    """(quantiser scope, table width) of the EMBEDDING_LOOKUP that reads the word-embedding table, or
+    None: by layer name (`embeddings.word_embeddings[.lookup]`), else the graph's only EMBEDDING_LOOKUP."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    lookups = []
+    for op in interp._get_ops_details():  # noqa: SLF001 - the public API has no per-op listing
+        if op["op_name"] != "EMBEDDING_LOOKUP":
+            continue
+        outs = [tensors[i]["name"] for i in op["outputs"] if i >= 0]
+        scope = ";".join(outs) + ";"  # the scope ai-edge-quantizer matches (as calibrate.tflite_ops)
+        width = int(tensors[op["inputs"][1]]["shape"][-1])
+        lookups.append((layer_names.tflite_layer(outs[0]) if outs else "", scope, width))
+    named = [(scope, width) for layer, scope, width in lookups if layer_names.matches(layer, "", [WORD_EMBEDDINGS])]
+    found = named or [(scope, width) for _, scope, width in lookups]
+    return found[0] if len(found) == 1 else None
+
+
+def _tflite_word_embedding_int4(rm, src: Path, block: int) -> None:
+    """int4 blocks for the word-embedding lookup only. ai-edge-quantizer 0.10 refuses a 4-bit
+    weight-only EMBEDDING_LOOKUP but takes it as a dynamic config; LiteRT dequantises the looked-up
+    rows (the op has no activations to quantise)."""
+    import re
+
+    from ai_edge_quantizer import qtyping
+
+    found = tflite_word_embedding_lookup(src)
+    if found is None:
+        raise TargetError(f"'quantize.embedding_bits = 4': found no word-embedding lookup in {src.name}")
+    scope, width = found
+    _check_embedding_width(width, block, src)
+    rm.add_dynamic_config("^" + re.escape(scope) + "$", qtyping.TFLOperationName.EMBEDDING_LOOKUP,
+                          num_bits=4, granularity=qtyping.QuantGranularity(f"BLOCKWISE_{block}"))
+
+
+def _tflite_recipe(src: Path, mode: str, exclude, embedding_bits: int = 8, embedding_block_size: int = 32) -> list:
     from ai_edge_quantizer import algorithm_manager, qtyping, recipe_manager
 
     rm = recipe_manager.RecipeManager()
     if mode == "dynamic-int8":
         rm.add_dynamic_config(".*", qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=8)
+        if embedding_bits == 4:  # a later, narrower entry wins for that one op; exclusions below win over both
+            _tflite_word_embedding_int4(rm, src, embedding_block_size)
     elif mode == "fp16":
         # ai-edge-quantizer 0.10 has no fp16 recipe, but its FLOAT_CASTING algorithm stores
         # FULLY_CONNECTED/EMBEDDING_LOOKUP weights as fp16 (weight-only; compute stays fp32).
@@ -110,7 +239,8 @@ def _tflite_recipe(src: Path, mode: str, exclude) -> list:
 
 
 def quantize_tflite(src: Path, dst: Path, mode: str, exclude=(), calibration=None, seq: int | None = None,
-                    full_integer: bool = False, activations: str = "int8", block_size: int = 0) -> None:
+                    full_integer: bool = False, activations: str = "int8", block_size: int = 0,
+                    embedding_bits: int = 8, embedding_block_size: int = 32) -> None:
     if mode == "none":
         shutil.copyfile(src, dst)
         return
@@ -119,7 +249,7 @@ def quantize_tflite(src: Path, dst: Path, mode: str, exclude=(), calibration=Non
         return
     from ai_edge_quantizer import quantizer
 
-    recipe = _tflite_recipe(src, mode, exclude)
+    recipe = _tflite_recipe(src, mode, exclude, embedding_bits, embedding_block_size)
     with quiet():
         q = quantizer.Quantizer(str(src))
         q.load_quantization_recipe(recipe)
@@ -127,8 +257,36 @@ def quantize_tflite(src: Path, dst: Path, mode: str, exclude=(), calibration=Non
         dst.write_bytes(result.quantized_model)
 
 
-def precision_of(mode: str) -> str:
-    return {"dynamic-int8": "int8", "static-int8": "int8", "fp16": "fp16", "none": "fp32"}[mode]
+def precision_of(spec: QuantizeSpec | str) -> str:
+    """The artifact's precision label: "int8", "fp16", "fp32", or "int8 (embeddings int4)"."""
+    mode = spec if isinstance(spec, str) else spec.mode
+    label = {"dynamic-int8": "int8", "static-int8": "int8", "fp16": "fp16", "none": "fp32"}[mode]
+    if not isinstance(spec, str) and spec.mode == "dynamic-int8" and spec.embedding_bits == 4:
+        label += " (embeddings int4)"
+    return label
+
+
+def runtime_requirements(fmt: str, spec: QuantizeSpec) -> list[dict]:
+    """What a device runtime must have to run this format's artifact, beyond a current interpreter."""
+    out = []
+    if spec.mode == "dynamic-int8" and spec.embedding_bits == 4:
+        out.append(dict(INT4_EMBEDDINGS_ONNX if fmt == "onnx" else INT4_EMBEDDINGS_TFLITE))
+    if spec.mode == "dynamic-int8" and spec.block_size and fmt == "onnx":
+        out.append(dict(INT8_BLOCKS_ONNX))
+    return out
+
+
+def quantize_file(src: Path, dst: Path, fmt: str, spec: QuantizeSpec, exclude=(), calibration=None,
+                  seq: int | None = None) -> None:
+    """One fp32 artifact into `dst` per the profile's [quantize]; `exclude` replaces spec.exclude
+    (the fallback passes the profile's plus its own)."""
+    if fmt == "onnx":
+        quantize_onnx(src, dst, spec.mode, spec.per_channel, exclude, calibration, spec.full_integer, spec.activations,
+                      block_size=spec.block_size, embedding_bits=spec.embedding_bits,
+                      embedding_block_size=spec.embedding_block_size)
+    else:
+        quantize_tflite(src, dst, spec.mode, exclude, calibration, seq, spec.full_integer, spec.activations,
+                        embedding_bits=spec.embedding_bits, embedding_block_size=spec.embedding_block_size)
 
 
 def quantize_artifacts(ctx: BuildContext, calibration=None, extra_exclude: dict | None = None,
@@ -141,13 +299,9 @@ def quantize_artifacts(ctx: BuildContext, calibration=None, extra_exclude: dict 
             continue
         dst = ctx.staging_dir / shipped_name(art)
         exclude = tuple(spec.exclude) + tuple((extra_exclude or {}).get(art.format, ()))
-        if art.format == "onnx":
-            quantize_onnx(Path(art.path), dst, spec.mode, spec.per_channel, exclude, calibration,
-                          spec.full_integer, spec.activations, block_size=spec.block_size)
-        else:
-            quantize_tflite(Path(art.path), dst, spec.mode, exclude, calibration, art.sequence_length,
-                            spec.full_integer, spec.activations)
-        shipped.append(dataclasses.replace(art, path=dst.name, precision=precision_of(spec.mode)))
+        quantize_file(Path(art.path), dst, art.format, spec, exclude, calibration, art.sequence_length)
+        shipped.append(dataclasses.replace(art, path=dst.name, precision=precision_of(spec),
+                                           requires=tuple(runtime_requirements(art.format, spec))))
     return tuple(shipped)
 
 

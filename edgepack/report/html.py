@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..inspect import onnx_details, tflite_details
-from .markdown import fallback_markdown
+from .markdown import fallback_markdown, quantisation_label
 
 COLOURS = {"embeddings": "#4e79a7", "encoder": "#f28e2b", "other": "#76b7b2", "graph": "#bab0ac"}
 FORMAT_COLOURS = {"onnx": "#4e79a7", "tflite": "#e15759"}
@@ -203,7 +203,7 @@ def size_svg(rows: list[dict]) -> str:
             body.append(f'<rect x="{x:.1f}" y="{y + 4}" width="{v * scale:.1f}" height="18" fill="{COLOURS[part]}">'
                         f'<title>{part}: {v / 1e6:.3f} MB</title></rect>')
             x += v * scale
-        body.append(f'<text x="{x + 6:.1f}" y="{y + 17}" class="tick">{r["bytes"] / 1e6:.2f} MB · {r["quantised_share_params"]:.0%} int8</text>')
+        body.append(f'<text x="{x + 6:.1f}" y="{y + 17}" class="tick">{r["bytes"] / 1e6:.2f} MB · {r["quantised_share_params"]:.0%} quantised</text>')
     ly = top + row_h * len(rows) + 18
     for j, part in enumerate(("embeddings", "encoder", "other", "graph")):
         x = left + j * 130
@@ -273,7 +273,7 @@ def render(ctx, metrics: dict, size_rows: list[dict]) -> str:
            f"<h1>edgepack report: {_e(target.name)}</h1>",
            _table(["", ""], [
                ["task", t.task], ["teacher", t.description], ["student", ctx.student.info.get("description", "?")],
-               ["quantisation", f"{target.quantize.mode} (per-channel: {target.quantize.per_channel})"],
+               ["quantisation", quantisation_label(target.quantize)],
                ["validation", f"{metrics.get('validation_texts')} held-out texts from {metrics.get('validation_source')}"],
            ]),
            f"<p>Gates: <span class='{'pass' if passed else 'fail'}'>{'passed' if passed else 'FAILED'}</span></p>"]

@@ -7,6 +7,14 @@ def _fmt(v) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
+def quantisation_label(q) -> str:
+    """The profile's [quantize] in a phrase: "dynamic-int8 (per-channel: True; word embeddings int4, blocks of 32)"."""
+    extra = ""
+    if q.mode == "dynamic-int8" and q.embedding_bits == 4:
+        extra = f"; word embeddings int4, blocks of {q.embedding_block_size}"
+    return f"{q.mode} (per-channel: {q.per_channel}{extra})"
+
+
 def markdown(ctx, metrics: dict) -> str:
     t, target = ctx.teacher, ctx.target
     lines = [
@@ -15,7 +23,7 @@ def markdown(ctx, metrics: dict) -> str:
         f"- task: **{t.task}**",
         f"- teacher: {t.description}",
         f"- student: {ctx.student.info.get('description', '?')}",
-        f"- quantisation: {target.quantize.mode} (per-channel: {target.quantize.per_channel})",
+        f"- quantisation: {quantisation_label(target.quantize)}",
         f"- validation: {metrics.get('validation_texts')} held-out texts from {metrics.get('validation_source')}",
         f"- gates: **{'passed' if metrics.get('gates', {}).get('passed') else 'FAILED'}**",
     ]
@@ -45,9 +53,14 @@ def markdown(ctx, metrics: dict) -> str:
         lines.append(f"| {fmt} | validation sentences (mean {m['latency']['sentence_tokens']['mean']:.0f} tokens) | {s['p50_ms']:.2f} | {s['p95_ms']:.2f} |")
     lines += ["", "Measured on the build machine (usually x86-64). ARM phones and boards run different kernels "
               "(XNNPACK / KleidiAI); expect different absolute numbers, and measure on the device.", "",
-              "## Size", "", "| format | bytes | MB |", "|---|---|---|"]
+              "## Size", "", "| format | precision | bytes | MB |", "|---|---|---|---|"]
+    arts = {a.format: a for a in ctx.artifacts}
     for fmt, m in metrics.get("formats", {}).items():
-        lines.append(f"| {fmt} | {m['size_bytes']} | {m['size_bytes'] / 1e6:.2f} |")
+        precision = arts[fmt].precision if fmt in arts else "?"
+        lines.append(f"| {fmt} | {precision} | {m['size_bytes']} | {m['size_bytes'] / 1e6:.2f} |")
+    needs = {(a.format, r["runtime"], r["min_version"], r.get("feature", "")) for a in ctx.artifacts for r in a.requires}
+    for fmt, runtime, version, feature in sorted(needs):
+        lines.append(f"\n{fmt} on a device needs {runtime} >= {version}: {feature}.")
     if ctx.timings:
         lines += ["", "## Build stages", "", "| stage | seconds |", "|---|---|"]
         lines += [f"| {k} | {v:.1f} |" for k, v in ctx.timings.items()]

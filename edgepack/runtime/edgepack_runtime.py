@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -142,6 +143,35 @@ def configure_tokenizer(tokenizer, max_length: int) -> None:
         tokenizer.no_padding()
 
 
+def _version_tuple(version: str) -> tuple[int, ...]:
+    """"1.20.0" -> (1, 20, 0); "1.22.0rc1" and "2.3.0+cpu" keep their leading release numbers."""
+    out = []
+    for part in str(version).split("."):
+        digits = re.match(r"\d+", part)
+        if not digits:
+            break
+        out.append(int(digits.group()))
+        if digits.group() != part:
+            break
+    return tuple(out)
+
+
+def check_requirements(artifact: dict, runtime: str, installed: str | None) -> None:
+    """Refuse an artifact whose manifest entry needs a newer interpreter than the one installed (e.g.
+    int4 word embeddings: onnxruntime >= 1.20, LiteRT >= 1.4.0). An older LiteRT would not fail on such
+    a file: it would return wrong embeddings."""
+    for req in artifact.get("requires") or ():
+        if not isinstance(req, dict) or req.get("runtime") != runtime:
+            continue
+        need = str(req.get("min_version", "0"))
+        if installed is None or _version_tuple(installed) < _version_tuple(need):
+            package = req.get("python_package") or runtime
+            raise BackendUnavailable(
+                f"{artifact.get('path')} needs {package} >= {need} ({req.get('feature', 'see the manifest')}); "
+                f"installed: {installed or 'an interpreter of unknown version'} (pip install -U {package})"
+            )
+
+
 class _OnnxBackend:
     """Dynamic batch and length: pad a batch to its longest member."""
 
@@ -150,6 +180,7 @@ class _OnnxBackend:
             import onnxruntime as ort
         except ImportError:
             raise BackendUnavailable("onnxruntime is not installed (pip install onnxruntime)") from None
+        check_requirements(artifact, "onnxruntime", ort.__version__)
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
@@ -162,15 +193,30 @@ class _OnnxBackend:
         return self.session.run(None, {n: feeds[n] for n in self.input_names})[0]
 
 
-def _litert_interpreter(path: Path, threads: int):
+def _litert_interpreter(path: Path, threads: int, artifact: dict | None = None):
     try:
         from ai_edge_litert.interpreter import Interpreter
+
+        installed = _package_version("ai-edge-litert")
     except ImportError:
         try:
             from tflite_runtime.interpreter import Interpreter
         except ImportError:
             raise BackendUnavailable("no LiteRT interpreter (pip install ai-edge-litert)") from None
+        installed = None  # tflite_runtime (TF <= 2.14) predates LiteRT's version numbers and its newer kernels
+    check_requirements(artifact or {}, "litert", installed)
     return Interpreter(model_path=str(path), num_threads=threads)
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+    except ImportError:  # pragma: no cover - Python < 3.8
+        return None
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
 
 
 class _TFLiteBackend:
@@ -179,7 +225,7 @@ class _TFLiteBackend:
     def __init__(self, root: Path, artifacts: list[dict], threads: int):
         self.buckets = []
         for art in sorted(artifacts, key=lambda a: a["sequence_length"]):
-            interp = _litert_interpreter(confined(root, art["path"]), threads)
+            interp = _litert_interpreter(confined(root, art["path"]), threads, art)
             interp.allocate_tensors()
             by_name = {d["name"]: d["index"] for d in interp.get_input_details()}
             index = {spec["name"]: by_name[spec["tensor"]] for spec in art["inputs"]}
