@@ -70,6 +70,8 @@ def load_hf_model(path: Path, task: str, allow_pickle: bool = False):
     src = weights_dir(path)
     has_safetensors = any(src.glob("*.safetensors"))
     try:
+        if _factorised_rank(src):
+            return _load_factorised(cls, src)
         model = cls.from_pretrained(
             src,
             trust_remote_code=False,
@@ -77,9 +79,41 @@ def load_hf_model(path: Path, task: str, allow_pickle: bool = False):
             attn_implementation="eager",
             local_files_only=True,
         )
+    except ModelError:
+        raise
     except Exception as exc:  # transformers raises many types; the user needs one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"cannot load model from {src}: {first[:300]}") from None
+    return model.eval()
+
+
+def _factorised_rank(src: Path) -> int:
+    import json
+
+    from .student.embedding import CONFIG_KEY
+
+    try:
+        return int(json.loads((src / "config.json").read_text(encoding="utf-8")).get(CONFIG_KEY, 0) or 0)
+    except (OSError, ValueError, AttributeError):
+        return 0  # from_pretrained reports a missing or broken config in its own words
+
+
+def _load_factorised(cls, src: Path):
+    """A student with low-rank word embeddings (student/embedding.py): from_pretrained would see a
+    missing `word_embeddings.weight` and initialise it at random, so the shape is rebuilt from the
+    config first and the weights are loaded strictly (safetensors only: edgepack wrote them)."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig
+
+    from .families import family_for
+    from .student.embedding import rebuild_for_loading
+
+    config = AutoConfig.from_pretrained(src, trust_remote_code=False, local_files_only=True)
+    config._attn_implementation = "eager"
+    model = cls.from_config(config, trust_remote_code=False, attn_implementation="eager")
+    rebuild_for_loading(model, family_for(config.model_type))
+    state = load_file(str(src / "model.safetensors"))
+    model.load_state_dict(state, strict=True)
     return model.eval()
 
 

@@ -58,6 +58,19 @@ class StudentSpec:
     learning_rate: float = 1e-4
     batch_size: int = 32
     quick_epochs: float = 0.0  # 0 = a quarter of `epochs` under --quick
+    # issue #11: which teacher layers a shallower student keeps. "measured" scores every subset (a beam
+    # search for deep teachers) by fidelity to the teacher on held-in text; "even" takes evenly spaced ones.
+    layer_choice: str = "measured"
+    # issue #11: > 0 factorises the word embeddings to this rank (SVD-initialised, trained), keeping the
+    # teacher's whole vocabulary and tokenizer; 0 keeps the full table.
+    embedding_rank: int = 0
+    # issue #11: the distillation budget. `steps` > 0 replaces `epochs` (reproducible); `minutes` > 0
+    # bounds the wall clock of the whole student stage instead (teacher pass included); `--budget` overrides.
+    steps: int = 0
+    quick_steps: int = 0  # 0 = a quarter of `steps` under --quick
+    minutes: float = 0.0
+    eval_every: int = 50  # steps between held-out evaluations; the best checkpoint (step 0 included) ships
+    patience: int = 0  # evaluations in a row without improvement before stopping early (0 = never)
 
 
 @dataclass(frozen=True)
@@ -214,6 +227,10 @@ def parse_target(text: str, source: str) -> TargetProfile:
             raise TargetError(f"{source}: 'student.{key}' must be in (0, 1]")
     if sections["budget"].max_retokenized_words > 1:
         raise TargetError(f"{source}: 'budget.max_retokenized_words' is a share of words: 0 to 1 (0 = not gated)")
+    if sections["student"].layer_choice not in ("measured", "even"):
+        raise TargetError(f"{source}: 'student.layer_choice' must be 'measured' or 'even'")
+    if sections["student"].eval_every < 1:
+        raise TargetError(f"{source}: 'student.eval_every' must be at least 1")
     return TargetProfile(
         name=raw["name"],
         description=str(raw.get("description", "")),

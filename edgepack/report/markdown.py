@@ -29,6 +29,7 @@ def markdown(ctx, metrics: dict) -> str:
     ]
     for failure in metrics.get("gates", {}).get("failures", []):
         lines.append(f"  - {failure}")
+    lines += student_markdown(ctx.student.info)
     lines += fallback_markdown(metrics.get("fallback"), t.task)
     lines += tokenization_markdown(metrics.get("tokenization"), target.budget.max_retokenized_words)
     lines += ["", "## Parity", ""]
@@ -103,3 +104,47 @@ def tokenization_markdown(tk: dict | None, limit: float) -> list[str]:
             f"| teacher wordpieces kept (token coverage) | {tk['token_coverage']:.2%} | |",
             f"| [UNK] share of the bundle's tokens | {tk['unk_rate']:.2%} | |",
             "", f"Words are whitespace-separated; {gate}."]
+
+
+def student_markdown(info: dict) -> list[str]:
+    """How the student was made (issue #11): the shape search, the layer choice and the distillation curve."""
+    lines: list[str] = []
+    search = info.get("shape_search")
+    if search:
+        chosen = search["chosen"]
+        lines += ["", f"## Shape search (--max-mb {search['max_mb']:g})", "",
+                  f"Each depth with the largest embedding rank that fits (estimated int8 size, word embeddings "
+                  f"{search['embedding_bits']}-bit), scored untrained by fidelity to the teacher on held-in text; "
+                  f"the best one that fits was distilled: **{chosen['layers']} layers {chosen['subset']}, "
+                  f"embedding rank {chosen['rank'] or 'full'}**.", "",
+                  "| layers | embedding rank | estimated MB | fits | score (untrained) | Pareto |", "|---|---|---|---|---|---|"]
+        front = {(p["layers"], p["rank"]) for p in search["pareto"]}
+        for c in search["candidates"]:
+            score = "-" if c["score"] is None else f"{c['score']:.4f}"
+            lines.append(f"| {c['layers']} | {c['rank'] or 'full'} | {c['estimated_mb']:.2f} | {'yes' if c['fits'] else 'no'} "
+                         f"| {score} | {'yes' if (c['layers'], c['rank']) in front else ''} |")
+    choice = info.get("layer_choice") or {}
+    if choice.get("candidates"):
+        lines += ["", "## Layer choice", "",
+                  f"{choice['scored']} subsets of the teacher's layers scored by {choice.get('metric', 'fidelity')} "
+                  f"on held-out training text; the best was kept: **{info.get('teacher_layers_kept')}**.", "",
+                  "| teacher layers | score |", "|---|---|"]
+        lines += [f"| {c['layers']} | {c['score']:.4f} |" for c in choice["candidates"]]
+        even = choice.get("evenly_spaced") or {}
+        if even.get("score") is not None:
+            lines += ["", f"Evenly spaced layers {even['layers']} would have scored {even['score']:.4f}."]
+    dist = info.get("distillation") or {}
+    phases = [p for p in dist.get("phases", []) if p.get("evals")]
+    if phases:
+        budget = dist.get("budget") or {}
+        limit = f"{budget['seconds']:.0f} s" if budget.get("seconds") else f"{budget.get('steps')} steps"
+        lines += ["", "## Distillation", "",
+                  f"{dist.get('distilled_texts', dist.get('texts'))} texts, budget {limit}; held-out score "
+                  f"({dist.get('held_out_texts')} training texts never trained on) every {budget.get('eval_every')} steps. "
+                  "The best checkpoint ships, step 0 included, so distillation never ends worse than it started.", "",
+                  "| phase | steps run | stopped by | held-out score at step 0 | best | at step | curve (step: score) |",
+                  "|---|---|---|---|---|---|---|"]
+        for i, p in enumerate(phases, 1):
+            curve = ", ".join(f"{st}: {sc:.4f}" for st, sc in p["evals"])
+            lines.append(f"| {i} | {p['steps']} | {p['stopped']} | {p['evals'][0][1]:.4f} | {p['best_score']:.4f} | {p['best_step']} | {curve} |")
+    return lines

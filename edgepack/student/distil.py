@@ -8,6 +8,7 @@ texts and the [student] settings, so changing only the target re-uses the studen
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import time
@@ -17,6 +18,7 @@ import torch
 
 from .. import progress
 from ..cache import StageDir, hash_dir, hash_parts
+from ..config import parse_budget
 from ..context import BuildContext, Student
 from ..distributed import is_main_process
 from ..errors import ModelError
@@ -24,9 +26,13 @@ from ..families import FAMILIES
 from ..modeling import load_hf_model
 from ..teacher import weights_dir
 from ..tokenizer import load_tokenizer, tokenizer_spec
-from . import layers, prune, train, vocab
+from . import embedding, layer_choice, layers, prune, train, vocab
+from . import shape as shape_search
 
 QUICK_MAX_TEXTS = 2000  # --quick distils on at most this many sentences (plus their augmentation)
+HELD_OUT_TEXTS = 256  # training texts set aside to score layer subsets, shapes and checkpoints (issue #11)
+LISTED_CANDIDATES = 5  # layer subsets listed in the report
+TEACHER_SHARE_OF_TIME = 0.3  # with a time budget, the share the teacher pass may take
 TRAIN_MAX_LENGTH = 128  # longer inputs are rare in distillation text and cost quadratic attention
 SCORING_BATCHES = 16  # batches used to score heads and neurons before pruning
 
@@ -84,14 +90,25 @@ def plan_settings(ctx: BuildContext, teacher_layers: int) -> dict:
     if depth > teacher_layers:
         raise ModelError(f"--student-layers {depth}: the teacher has only {teacher_layers} layers")
     epochs = (spec.quick_epochs or spec.epochs / 4) if quick else spec.epochs
+    steps = (spec.quick_steps or max(1, spec.steps // 4)) if quick and spec.steps else spec.steps
+    seconds = 0.0 if quick else spec.minutes * 60
+    if ctx.options.budget:
+        steps, seconds = parse_budget(ctx.options.budget)
     return {
         "layers": depth,
+        "layer_choice": spec.layer_choice,
+        "embedding_rank": spec.embedding_rank,
+        "max_mb": ctx.options.max_mb or 0,
         "heads_keep": spec.heads_keep,
         "ffn_keep": spec.ffn_keep,
         "vocab_prune": spec.vocab_prune,
         "vocab_size": spec.vocab_size,
         "augment": spec.augment,
         "epochs": epochs,
+        "steps": steps,
+        "seconds": seconds,
+        "eval_every": spec.eval_every,
+        "patience": spec.patience,
         "learning_rate": spec.learning_rate,
         "batch_size": spec.batch_size,
         "max_texts": QUICK_MAX_TEXTS if quick else 0,
@@ -111,13 +128,14 @@ def make_student(ctx: BuildContext) -> Student:
     if settings["max_texts"] and len(texts) > settings["max_texts"]:
         texts = texts[: settings["max_texts"]]  # already shuffled by the data split
         labels = labels[: settings["max_texts"]] if labels is not None else None
-    key = hash_parts("distil-v2", teacher_hash, t.task, t.pooling, t.max_length, settings, texts, labels, ctx.options.seed)
+    key = hash_parts("distil-v3", teacher_hash, t.task, t.pooling, t.max_length, settings, texts, labels, ctx.options.seed,
+                     dict(_size_inputs(ctx)))
     path = ctx.work_dir / f"distil-{key}"
     if is_main_process():
         StageDir(ctx.work_dir, "distil", key)  # clears leftovers of an interrupted run
     accel.wait_for_everyone()
     if not (path / "DONE").is_file():
-        _build_student(ctx, accel, path, key, teacher_hash, settings, texts, labels)
+        _build_student(ctx, accel, path, key, teacher_hash, settings, texts, labels, started)
     accel.wait_for_everyone()
     if not is_main_process():
         raise SecondaryRankDone()
@@ -129,33 +147,62 @@ def make_student(ctx: BuildContext) -> Student:
                    vocab_pruned=pruned, info=info)
 
 
-def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings: dict, texts, labels) -> None:
+def _size_inputs(ctx: BuildContext) -> tuple:
+    """What the size estimate of `--max-mb` depends on besides the teacher (part of the cache key)."""
+    q = ctx.target.quantize
+    return (("embedding_bits", getattr(q, "embedding_bits", 8)), ("mode", q.mode))
+
+
+def held_out_split(texts: list[str], labels) -> tuple[list[str], list, list[str], list]:
+    """(held-out texts, their labels, training texts, their labels): the held-out slice scores layer
+    subsets, shapes and checkpoints, and is never trained on. The texts arrive shuffled (data split)."""
+    n = min(HELD_OUT_TEXTS, max(4, len(texts) // 10)) if len(texts) >= 8 else 0
+    lab = labels or [None] * len(texts)
+    return texts[:n], lab[:n], texts[n:], lab[n:]
+
+
+def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings: dict, texts, labels, started) -> None:
     t = ctx.teacher
     seed = ctx.options.seed
     torch.manual_seed(seed)
     setup = train.Setup(task=t.task, family=t.family, pooling=t.pooling, max_length=min(t.max_length, TRAIN_MAX_LENGTH))
     teacher = load_hf_model(t.path, t.task, ctx.options.allow_pickle)
     teacher_json = tokenizer_spec(t.path)
+    held_texts, held_labels, train_texts, train_labels = held_out_split(texts, labels)
     swap_words = [w for w in teacher_json["model"]["vocab"] if len(w) >= 3 and w.isalpha()] if settings["vocab_prune"] else []
-    extra = augment(texts, settings["augment"], seed, swap_words)
-    all_texts = texts + extra
-    all_labels = (labels + [None] * len(extra)) if labels is not None else None
+    extra = augment(train_texts, settings["augment"], seed, swap_words)
+    all_texts = train_texts + extra
+    all_labels = (train_labels + [None] * len(extra)) if labels is not None else None
     student_json = teacher_json
     vocab_plan = None
     if settings["vocab_prune"]:
-        vocab_plan = vocab.plan(teacher_json, texts, settings["vocab_size"])
+        vocab_plan = vocab.plan(teacher_json, train_texts, settings["vocab_size"])
         student_json = vocab.rewrite_tokenizer_json(teacher_json, vocab_plan)
-    teacher_ids = train.tokenize(load_tokenizer(teacher_json), all_texts, setup.max_length)
-    student_ids = train.tokenize(load_tokenizer(student_json), all_texts, setup.max_length)
+    t_tok, s_tok = load_tokenizer(teacher_json), load_tokenizer(student_json)
+    budget = _budget(settings, len(all_texts), accel.num_processes)
+    reporter = progress.current()
 
-    bs = settings["batch_size"]
+    # 1. The teacher's outputs on the held-out slice: they score layer subsets, shapes and checkpoints.
+    #    With a time budget, their cost also says how many distillation texts the budget can afford.
+    held_t_ids = train.tokenize(t_tok, held_texts, setup.max_length)
+    held_s_ids = train.tokenize(s_tok, held_texts, setup.max_length)
+    t0 = time.perf_counter()
+    held_targets = train.cached_teacher_outputs(ctx.work_dir, train.teacher_cache_key(teacher_hash, setup, held_texts),
+                                                lambda: train.teacher_outputs(teacher, setup, held_t_ids)) if held_texts else {}
+    all_texts, all_labels = _cap_texts(all_texts, all_labels, settings, budget, held_texts, time.perf_counter() - t0, seed)
+    score = (lambda m: train.held_out_score(m, setup, held_s_ids, held_targets)) if held_texts else None
+
+    # 2. The shape: how many layers (and which), how wide an embedding. Measured, not assumed.
+    shape = _choose_shape(ctx, teacher, settings, held_t_ids, held_targets, setup, reporter)
+    # 3. The teacher's outputs on the distillation text (cached by content), then the student itself.
+    teacher_ids = train.tokenize(t_tok, all_texts, setup.max_length)
+    student_ids = train.tokenize(s_tok, all_texts, setup.max_length)
     has_pruning = settings["heads_keep"] < 1 or settings["ffn_keep"] < 1
-    phase_epochs = [settings["epochs"] / 2, settings["epochs"] / 2] if has_pruning else [settings["epochs"]]
-    steps = [train.steps_for(len(all_texts), bs, e, accel.num_processes) for e in phase_epochs]
-    teacher_batches = len(all_texts)
-    total = teacher_batches + sum(steps) + (SCORING_BATCHES * bs if has_pruning else 0)
-    desc = f"distilling {settings['layers']}-layer student on {len(all_texts)} texts"
-    with progress.current().task(desc, total=total) as bar:
+    phases = budget.split((0.5, 0.5)) if has_pruning else [budget]
+    desc = f"distilling {len(shape['layers'])}-layer student on {len(all_texts)} texts"
+    scoring = SCORING_BATCHES * settings["batch_size"] if has_pruning else 0
+    total = None if budget.seconds else len(all_texts) + sum(p.steps for p in phases) + scoring  # time: no fixed end
+    with reporter.task(desc, total=total) as bar:
         cache_key = train.teacher_cache_key(teacher_hash, setup, all_texts)
         targets_path = ctx.work_dir / f"teacher-outputs-{cache_key}" / "outputs.safetensors"
         counted = [0]
@@ -173,22 +220,33 @@ def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings
             from safetensors.torch import load_file
 
             targets = load_file(str(targets_path))
-        bar.advance(teacher_batches - counted[0])  # a cache hit skips the teacher pass
+        bar.advance(len(all_texts) - counted[0])  # a cache hit skips the teacher pass
 
-        kept_layers = layers.pick_layers(layers.num_layers(teacher, t.family), settings["layers"])
-        student = layers.layer_subset(teacher, t.family, kept_layers)
+        student = layers.layer_subset(teacher, t.family, shape["layers"])
         layers.truncate_positions(student, t.family, t.max_length)
         if vocab_plan is not None:
             vocab.shrink_word_embeddings(student, t.family, vocab_plan)
-        # Word embeddings stay the teacher's: tokens the distillation text never shows keep vectors
-        # that match the rest of the table, and training skips half the parameters.
-        layers.word_embeddings(student, t.family).weight.requires_grad_(False)
-        common = dict(lr=settings["learning_rate"], batch_size=bs, seed=seed, labels=all_labels, accel=accel, on_step=bar.advance)
-        curves = [train.distil(student, setup, student_ids, targets, epochs=phase_epochs[0], **common)]
+        if shape["rank"]:
+            embedding.factorise_word_embeddings(student, t.family, shape["rank"])
+        _freeze_embedding_table(student, t.family)
+        if budget.seconds:  # the clock started with the stage: what is left goes to training
+            left = max(1.0, budget.seconds - (time.perf_counter() - started))
+            phases = dataclasses.replace(budget, seconds=left).split((0.5, 0.5) if has_pruning else (1.0,))
+
+        def on_step(n, loss):
+            bar.advance(n)
+            bar.set_metrics(loss=round(loss, 4))
+
+        def on_eval(step, value):
+            bar.set_metrics(held_out=round(value, 4))
+
+        common = dict(lr=settings["learning_rate"], batch_size=settings["batch_size"], seed=seed, labels=all_labels,
+                      accel=accel, on_step=on_step, evaluate=score, on_eval=on_eval)
+        curves = [train.distil(student, setup, student_ids, targets, budget=phases[0], **common)]
         pruning = {}
         if has_pruning:
             pruning = _prune(student, setup, student_ids, targets, settings, seed, bar)
-            curves.append(train.distil(student, setup, student_ids, targets, epochs=phase_epochs[1], **dict(common, seed=seed + 1)))
+            curves.append(train.distil(student, setup, student_ids, targets, budget=phases[1], **dict(common, seed=seed + 1)))
 
     if not is_main_process():
         return
@@ -201,9 +259,12 @@ def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings
     vocab_size = len(student_json["model"]["vocab"])
     info = {
         "strategy": "distil",
-        "description": layers.describe(student, t.family, teacher_heads, vocab_size),
+        "description": layers.describe(student, t.family, teacher_heads, vocab_size, shape["rank"]),
         "hash": key,
-        "teacher_layers_kept": kept_layers,
+        "teacher_layers_kept": list(shape["layers"]),
+        "layer_choice": shape["layer_choice"],
+        "shape_search": shape.get("search"),
+        "embedding_rank": shape["rank"],
         "heads_per_layer": prune.heads_per_layer(student, t.family),
         "ffn": int(getattr(student.config, FAMILIES[t.family].ffn_key)),
         "vocab_size": vocab_size,
@@ -214,10 +275,14 @@ def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings
             "student_word_embeddings": layers.embedding_parameter_count(student, t.family),
         },
         "distillation": {
-            "texts": len(texts),
+            "texts": len(train_texts),
             "augmented_texts": len(extra),
-            "epochs": settings["epochs"],
-            "phases": [train.curve_summary(c) for c in curves],
+            "distilled_texts": len(all_texts),
+            "held_out_texts": len(held_texts),
+            "budget": {"steps": budget.steps if not budget.seconds else None, "seconds": budget.seconds or None,
+                       "eval_every": budget.eval_every, "patience": budget.patience},
+            "epochs": settings["epochs"] if not settings["steps"] and not settings["seconds"] else None,
+            "phases": [c.summary() for c in curves],
             "processes": accel.num_processes,
         },
         "pruning": pruning,
@@ -226,6 +291,121 @@ def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings
     }
     train.write_json(path / "student_info.json", info)
     (path / "DONE").write_text("ok\n")
+
+
+def _budget(settings: dict, n_texts: int, processes: int) -> train.Budget:
+    """Steps from the profile (or `--budget N`), else from epochs; a time budget caps steps only by time."""
+    if settings["seconds"]:
+        steps = 10**9
+    elif settings["steps"]:
+        steps = settings["steps"]
+    else:
+        steps = train.steps_for(n_texts, settings["batch_size"], settings["epochs"], processes)
+    return train.Budget(steps=steps, seconds=settings["seconds"], eval_every=settings["eval_every"],
+                        patience=settings["patience"])
+
+
+def _cap_texts(texts, labels, settings, budget: train.Budget, held_texts, held_seconds: float, seed: int):
+    """No more distillation text than the budget can use: one pass over `steps x batch` texts, or, with a
+    time budget, what a third of it can run the teacher on (the rate measured on the held-out slice).
+    A seeded sample, so a step budget still gives the same texts every time."""
+    bs = settings["batch_size"]
+    if budget.seconds:
+        rate = len(held_texts) / held_seconds if held_texts and held_seconds > 0.05 else 200.0
+        # coarse steps of 1,024 texts, so a re-run on the same machine usually re-uses the teacher cache
+        cap = max(1024, int(rate * budget.seconds * TEACHER_SHARE_OF_TIME) // 1024 * 1024)
+    else:
+        cap = budget.steps * bs
+    if len(texts) <= cap:
+        return texts, labels
+    order = sorted(random.Random(seed).sample(range(len(texts)), cap))
+    return [texts[i] for i in order], ([labels[i] for i in order] if labels is not None else None)
+
+
+def _choose_shape(ctx, teacher, settings, held_ids, held_targets, setup, reporter) -> dict:
+    """Which teacher layers to keep and the embedding rank: from the profile, by measured layer choice,
+    or (with `--max-mb`) by the shape search. Returns {"layers", "rank", "layer_choice", "search"}."""
+    t = ctx.teacher
+    n = layers.num_layers(teacher, t.family)
+
+    def score(model) -> float:
+        return train.held_out_score(model, setup, held_ids, held_targets)
+
+    measurable = bool(held_ids) and not settings["vocab_prune"]  # a pruned vocabulary has other ids
+    if settings["max_mb"] and measurable:
+        return _search_shape(ctx, teacher, settings, score, reporter)
+    depth, rank = settings["layers"], settings["embedding_rank"]
+    if settings["layer_choice"] == "measured" and depth < n and measurable:
+        with reporter.task(f"scoring {depth}-of-{n} layer subsets on {len(held_ids)} held-out texts", total=None):
+            ranked = layer_choice.measured_layers(teacher, t.family, depth, score)
+        chosen = list(ranked[0].layers)
+        listing = [{"layers": list(c.layers), "score": round(c.score, 5)} for c in ranked[:LISTED_CANDIDATES]]
+        even = layers.pick_layers(n, depth)
+        even_score = next((c.score for c in ranked if list(c.layers) == even), None)
+        choice = {"method": "measured", "candidates": listing, "scored": len(ranked), "metric": _metric_name(t.task),
+                  "evenly_spaced": {"layers": even, "score": None if even_score is None else round(even_score, 5)}}
+    else:
+        chosen = layers.pick_layers(n, depth)
+        choice = {"method": "even" if depth < n else "all", "candidates": [], "scored": 0}
+    return {"layers": chosen, "rank": rank, "layer_choice": choice}
+
+
+def _search_shape(ctx, teacher, settings, score, reporter) -> dict:
+    t = ctx.teacher
+    cfg, fam = teacher.config, FAMILIES[t.family]
+    dims = shape_search.Dimensions(
+        vocab=int(getattr(cfg, fam.vocab_key)), hidden=int(getattr(cfg, fam.hidden_key)), ffn=int(getattr(cfg, fam.ffn_key)),
+        heads_keep=settings["heads_keep"], ffn_keep=settings["ffn_keep"],
+        positions=min(int(getattr(cfg, fam.max_positions_key)), t.max_length),
+        token_types=int(getattr(cfg, "type_vocab_size", 0) or 0), labels=len(t.labels))
+    n = layers.num_layers(teacher, t.family)
+    bits = getattr(ctx.target.quantize, "embedding_bits", 8)
+    shapes = shape_search.candidates(dims, n, settings["max_mb"], bits)
+    measured, choices = [], {}
+    with reporter.task(f"searching student shapes under {settings['max_mb']:g} MB", total=len(shapes)) as bar:
+        for s in shapes:
+            if s.fits:
+                ranked = (layer_choice.measured_layers(teacher, t.family, s.layers, score) if s.layers < n
+                          else [layer_choice.Candidate(tuple(range(n)), 0.0)])
+                subset = ranked[0].layers
+                probe = layers.layer_subset(teacher, t.family, list(subset))
+                if s.rank:
+                    embedding.factorise_word_embeddings(probe, t.family, s.rank)
+                s = dataclasses.replace(s, subset=tuple(subset), score=round(score(probe), 5))
+                choices[s.layers] = ranked
+            measured.append(s)
+            bar.advance(1)
+    fitting = [s for s in measured if s.score is not None]
+    if not fitting:
+        smallest = min(measured, key=lambda s: s.estimated_mb)
+        raise ModelError(f"--max-mb {settings['max_mb']:g}: no student shape fits (the smallest, {smallest.layers} "
+                         f"layer(s) with embedding rank {smallest.rank}, is about {smallest.estimated_mb:.1f} MB)")
+    best = max(fitting, key=lambda s: s.score)
+    listing = [{"layers": list(c.layers), "score": round(c.score, 5)} for c in choices[best.layers][:LISTED_CANDIDATES]]
+    return {
+        "layers": list(best.subset), "rank": best.rank,
+        "layer_choice": {"method": "measured", "candidates": listing, "scored": len(choices[best.layers]),
+                         "metric": _metric_name(t.task)},
+        "search": {"max_mb": settings["max_mb"], "embedding_bits": bits, "chosen": best.as_dict(),
+                   "candidates": [s.as_dict() for s in measured],
+                   "pareto": [s.as_dict() for s in shape_search.pareto(measured)]},
+    }
+
+
+def _metric_name(task: str) -> str:
+    return ("agreement with the teacher (minus 0.01 KL), untrained" if task == "text-classification"
+            else "mean cosine to the teacher, untrained")
+
+
+def _freeze_embedding_table(student, family: str) -> None:
+    """The big lookup table stays as initialised (the teacher's rows, or their SVD factor): tokens the
+    distillation text never shows keep vectors that match the rest of the table, and training skips
+    most of the parameters. A factorised table's small projection does train."""
+    table = layers.word_embeddings(student, family)
+    if isinstance(table, embedding.LowRankEmbedding):
+        table.lookup.weight.requires_grad_(False)
+    else:
+        table.weight.requires_grad_(False)
 
 
 def _prune(student, setup, ids, targets, settings, seed, bar) -> dict:

@@ -76,10 +76,10 @@ def word_embeddings(model, family: str) -> torch.nn.Embedding:
 
 
 def embedding_parameter_count(model, family: str) -> int:
-    return int(word_embeddings(model, family).weight.numel())
+    return int(sum(p.numel() for p in word_embeddings(model, family).parameters()))
 
 
-def describe(model, family: str, teacher_heads: int, vocab_size: int) -> str:
+def describe(model, family: str, teacher_heads: int, vocab_size: int, embedding_rank: int = 0) -> str:
     fam = FAMILIES[family]
     cfg = model.config
     layers = int(getattr(cfg, fam.num_layers_key))
@@ -89,5 +89,6 @@ def describe(model, family: str, teacher_heads: int, vocab_size: int) -> str:
     heads_txt = "/".join(map(str, kept))
     return (
         f"distilled {layers}-layer, {heads_txt}/{teacher_heads} heads, FFN {getattr(cfg, fam.ffn_key)}, "
-        f"vocab {vocab_size / 1000:.1f}k, {parameter_count(model) / 1e6:.1f}M params"
+        f"vocab {vocab_size / 1000:.1f}k{f' (embeddings rank {embedding_rank})' if embedding_rank else ''}, "
+        f"{parameter_count(model) / 1e6:.1f}M params"
     )

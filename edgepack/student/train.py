@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import math
 import random
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,9 @@ import torch
 from ..cache import StageDir, hash_parts
 from ..families import FAMILIES
 from ..modeling import mean_pool, model_inputs, pooled
+
+
+MSE_WEIGHT = 10.0
 
 
 def accelerator():
@@ -91,11 +95,13 @@ def loss_terms(setup: Setup, student: dict, teacher: dict, labels: torch.Tensor 
             loss = loss + f.cross_entropy(student["logits"][keep], labels[keep])
         return loss
     s, te = student["embedding"], teacher["embedding"]
-    return f.mse_loss(s, te) + (1 - f.cosine_similarity(s, te, dim=-1)).mean()
+    # x10 puts the MSE of MiniLM-scale pooled vectors on the scale of (1 - cos) (measured for issue #11).
+    return MSE_WEIGHT * f.mse_loss(s, te) + (1 - f.cosine_similarity(s, te, dim=-1)).mean()
 
 
 @torch.no_grad()
-def teacher_outputs(model, setup: Setup, ids: list[list[int]], batch_size: int = 64, on_batch=None) -> dict[str, torch.Tensor]:
+def model_outputs(model, setup: Setup, ids: list[list[int]], batch_size: int = 64, on_batch=None) -> dict[str, torch.Tensor]:
+    """`forward` over many texts in length-sorted batches; rows in the order of `ids`."""
     model.eval()
     parts: dict[str, list] = {}
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
@@ -113,6 +119,28 @@ def teacher_outputs(model, setup: Setup, ids: list[list[int]], batch_size: int =
             full[index] = v
         result[k] = full
     return result
+
+
+def teacher_outputs(model, setup: Setup, ids: list[list[int]], batch_size: int = 64, on_batch=None) -> dict[str, torch.Tensor]:
+    """The distillation targets (cached by `cached_teacher_outputs`)."""
+    return model_outputs(model, setup, ids, batch_size, on_batch)
+
+
+@torch.no_grad()
+def held_out_score(model, setup: Setup, ids: list[list[int]], targets: dict[str, torch.Tensor]) -> float:
+    """Fidelity to the teacher on held-out text, higher is better (issue #11): the mean cosine of the
+    pooled embedding, or for classifiers the share of equal argmax minus a small KL term, so that
+    students with the same agreement still rank by how close their probabilities are."""
+    was_training = model.training
+    got = model_outputs(model, setup, ids)
+    model.train(was_training)
+    f = torch.nn.functional
+    if setup.task == "text-classification":
+        s, t = got["logits"], targets["logits"]
+        agree = (s.argmax(-1) == t.argmax(-1)).float().mean()
+        kl = f.kl_div(f.log_softmax(s, -1), f.softmax(t, -1), reduction="batchmean")
+        return float(agree - 0.01 * kl)
+    return float(f.cosine_similarity(got["embedding"], targets["embedding"], dim=-1).mean())
 
 
 def cached_teacher_outputs(work_dir: Path, key: str, compute) -> dict[str, torch.Tensor]:
@@ -133,34 +161,97 @@ def teacher_cache_key(teacher_hash: str, setup: Setup, texts) -> str:
     return hash_parts("teacher-outputs-v1", teacher_hash, setup.task, setup.pooling, setup.max_length, list(texts))
 
 
-def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch.Tensor], *, epochs: float,
-           lr: float, batch_size: int, seed: int, labels=None, accel=None, on_step=None) -> list[float]:
-    """Train `student` towards `targets` (rows aligned with `ids`). Returns the loss per logged step.
+@dataclass(frozen=True)
+class Budget:
+    """How long distillation may run (issue #11). Steps keep a build reproducible, so they are the
+    profiles' unit; seconds (`--budget 10m`) bound the wall clock instead, and then a slower machine
+    trains less and two builds can differ."""
 
-    With several processes each takes every n-th batch; all take the same number of steps (DDP needs it).
+    steps: int
+    seconds: float = 0.0  # 0 = bounded by steps only
+    eval_every: int = 50  # steps between held-out evaluations; step 0 is always evaluated
+    patience: int = 0  # evaluations in a row without improvement before stopping early (0 = never)
+
+    def split(self, shares: tuple[float, ...]) -> list[Budget]:
+        """One budget per phase (distil, prune, recover), each with its share of steps and seconds."""
+        return [replace(self, steps=max(1, round(self.steps * f)), seconds=self.seconds * f) for f in shares]
+
+
+@dataclass
+class Curve:
+    """What one distillation phase did: its losses, held-out scores and which step was kept."""
+
+    losses: list[float] = field(default_factory=list)
+    evals: list[tuple[int, float]] = field(default_factory=list)  # (step, held-out score), step 0 first
+    best_step: int = 0
+    stopped: str = "budget"  # budget (steps) | time | early-stop
+
+    def summary(self, points: int = 8) -> dict:
+        out = curve_summary(self.losses, points)
+        best = dict(self.evals).get(self.best_step)
+        out.update({"evals": [[s, round(v, 5)] for s, v in self.evals], "best_step": self.best_step,
+                    "best_score": None if best is None else round(best, 5), "stopped": self.stopped})
+        return out
+
+
+def lr_factor(done: float, warmup: float = 0.06) -> float:
+    """Linear warm-up over the first 6% of the budget, then linear decay to zero at its end: with a
+    time budget the schedule follows the clock, so the rate reaches zero when time runs out."""
+    if done < warmup:
+        return (done + 1e-3) / warmup
+    return max(0.0, (1.0 - done) / (1.0 - warmup))
+
+
+def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch.Tensor], *, budget: Budget,
+           lr: float, batch_size: int, seed: int, labels=None, accel=None, on_step=None, evaluate=None,
+           on_eval=None) -> Curve:
+    """Train `student` towards `targets` (rows aligned with `ids`) within `budget`.
+
+    Distillation never ends worse than it started: `evaluate(model) -> score` (higher is better, on
+    held-out text) runs at step 0 and every `budget.eval_every` steps, the best weights are kept, and
+    they are what the student holds on return. With several processes each takes every n-th batch;
+    stop decisions are taken at evaluations and agreed on by all ranks, so DDP never waits for a
+    rank that has stopped.
     """
     accel = accel or accelerator()
     torch.manual_seed(seed)
-    total_steps = steps_for(len(ids), batch_size, epochs, accel.num_processes)
-    if total_steps == 0:
-        return []
+    curve = Curve()
+    if budget.steps <= 0:
+        return curve
+    started = time.perf_counter()
     opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
-    warmup = max(1, total_steps // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total_steps - s) / max(1, total_steps - warmup))
-    )
     model, opt = accel.prepare(student, opt)
-    model.train()
     label_t = torch.tensor([-1 if x is None else int(x) for x in labels]) if labels is not None else None
-    losses: list[float] = []
-    step, epoch = 0, 0
-    while step < total_steps:
+    best = {"score": -math.inf, "state": None}
+
+    def checkpoint(step: int) -> bool:
+        """Evaluate; keep the weights if they are the best so far. True when this was an improvement."""
+        if evaluate is None:
+            return True
+        model.eval()
+        score = float(evaluate(accel.unwrap_model(model)))
+        model.train()
+        curve.evals.append((step, score))
+        if on_eval:
+            on_eval(step, score)
+        if score > best["score"]:
+            best["score"], curve.best_step = score, step
+            best["state"] = {k: v.detach().clone() for k, v in accel.unwrap_model(model).state_dict().items()}
+            return True
+        return False
+
+    checkpoint(0)
+    model.train()
+    step, epoch, stale = 0, 0, 0
+    while step < budget.steps and curve.stopped == "budget":
         batches = make_batches(ids, batch_size, seed, epoch)
         per_rank = len(batches) // accel.num_processes
-        mine = batches[accel.process_index :: accel.num_processes][:per_rank]
-        for index in mine:
-            if step >= total_steps:
-                break
+        for index in batches[accel.process_index :: accel.num_processes][:per_rank]:
+            done = step / budget.steps
+            if budget.seconds:
+                done = max(done, (time.perf_counter() - started) / budget.seconds)
+            for group in opt.param_groups:
+                group["lr"] = lr * lr_factor(min(done, 1.0))
             input_ids, mask = collate(ids, index, accel.device)
             out = forward(model, setup, input_ids, mask)
             target = {k: v[index].to(accel.device) for k, v in targets.items()}
@@ -169,16 +260,29 @@ def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch
             accel.backward(loss)
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-            sched.step()
             opt.zero_grad(set_to_none=True)
-            losses.append(float(loss.detach()))
+            curve.losses.append(float(loss.detach()))
             step += 1
             if on_step:
-                on_step(1)
+                on_step(1, float(loss.detach()))
+            last = step >= budget.steps
+            if step % budget.eval_every == 0 or last:
+                stale = 0 if checkpoint(step) else stale + 1
+                out_of_time = bool(budget.seconds) and time.perf_counter() - started >= budget.seconds
+                stop = out_of_time or (budget.patience and stale >= budget.patience)
+                if accel.num_processes > 1:  # every rank must leave the loop at the same step
+                    stop = bool(accel.reduce(torch.tensor(int(bool(stop)), device=accel.device), "max").item())
+                if stop and not last:
+                    curve.stopped = "time" if out_of_time else "early-stop"
+                    break
+            if last:
+                break
         epoch += 1
     accel.wait_for_everyone()
+    if best["state"] is not None:
+        accel.unwrap_model(model).load_state_dict(best["state"])
     model.eval()
-    return losses
+    return curve
 
 
 def steps_for(n_texts: int, batch_size: int, epochs: float, processes: int = 1) -> int:

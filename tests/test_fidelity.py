@@ -1,0 +1,294 @@
+"""Issue #11 on tiny seeded teachers: measured layer choice, low-rank embeddings that keep the whole
+vocabulary, distillation that keeps its best checkpoint, budgets, and the size-driven shape search."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import edgepack
+from edgepack.cli import main as cli_main
+from edgepack.config import parse_budget
+from edgepack.errors import UsageError
+from edgepack.modeling import load_hf_model, wrap
+from edgepack.student import embedding, layer_choice, layers, shape, train
+from edgepack.testing import TINY_SENTENCES, tiny_bert, tiny_target_toml
+from edgepack.tokenizer import load_tokenizer, tokenizer_spec
+
+FULL_VOCAB_STUDENT = """
+[student]
+strategy = "distil"
+layers = 2
+embedding_rank = 8
+steps = 12
+eval_every = 4
+batch_size = 8
+learning_rate = 1e-3
+"""
+
+
+@pytest.fixture(scope="session")
+def deep_tiny(session_dir):
+    return tiny_bert(session_dir / "tiny-embed-4l-fidelity", layers=4)
+
+
+@pytest.fixture(scope="session")
+def texts_file(session_dir):
+    path = session_dir / "fidelity.txt"
+    lines = [f"{a} and {b}" for a in TINY_SENTENCES for b in TINY_SENTENCES[:6]]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def full_vocab_build(session_dir, deep_tiny, texts_file):
+    target = session_dir / "tiny-full-vocab.toml"
+    target.write_text(tiny_target_toml(buckets=(16,), min_cosine_vs_student=0.98) + FULL_VOCAB_STUDENT, encoding="utf-8")
+    out = session_dir / "bundle-full-vocab"
+    ctx = edgepack.build(target=str(target), model=str(deep_tiny), data=(str(texts_file),), out=out,
+                         cache_dir=session_dir / "fidelity-cache")
+    return ctx, out
+
+
+# -- layer choice ------------------------------------------------------------------------------------
+
+
+def test_choose_layers_scores_every_subset_when_few_and_ranks_best_first():
+    calls = []
+
+    def score(subset):
+        calls.append(tuple(subset))
+        return -abs(sum(subset) - 7)  # best: subsets summing to 7
+
+    ranked = layer_choice.choose_layers(6, 3, score)
+    assert len(calls) == len(set(calls)) == 20  # C(6, 3), each once
+    assert sum(ranked[0].layers) == 7 and ranked[0].score == 0
+    assert [c.score for c in ranked] == sorted((c.score for c in ranked), reverse=True)
+
+
+def test_choose_layers_uses_a_beam_search_when_there_are_too_many_subsets():
+    best = (0, 5, 9, 11)
+
+    def score(subset):
+        return -len(set(best) ^ set(subset))  # closer to `best` is better, monotone in one-layer moves
+
+    ranked = layer_choice.choose_layers(12, 4, score)  # C(12, 4) = 495 > the exhaustive limit
+    assert ranked[0].layers == best
+
+
+def test_subset_view_scores_without_copying_and_restores_the_teacher(deep_tiny):
+    model = load_hf_model(deep_tiny, "sentence-embedding")
+    before = [id(b) for b in model.encoder.layer]
+    with layer_choice.subset_view(model, "bert", [0, 3]) as view:
+        assert len(view.encoder.layer) == 2 and view.config.num_hidden_layers == 2
+        assert id(view.encoder.layer[1]) == before[3]
+    assert [id(b) for b in model.encoder.layer] == before and model.config.num_hidden_layers == 4
+
+
+def test_build_records_the_measured_layer_choice(full_vocab_build):
+    ctx, out = full_vocab_build
+    info = ctx.student.info
+    choice = info["layer_choice"]
+    assert choice["method"] == "measured" and choice["scored"] == 6  # C(4, 2)
+    scores = [c["score"] for c in choice["candidates"]]
+    assert scores == sorted(scores, reverse=True)
+    assert info["teacher_layers_kept"] == choice["candidates"][0]["layers"]
+    report = (out / "report.md").read_text()
+    assert "Layer choice" in report and str(choice["candidates"][0]["layers"]) in report
+
+
+# -- low-rank embeddings, full vocabulary ------------------------------------------------------------
+
+
+def test_svd_factors_are_the_best_low_rank_approximation():
+    torch.manual_seed(0)
+    table = torch.randn(50, 6) @ torch.randn(6, 16)  # rank 6
+    a, b = embedding.svd_factors(table, 6)
+    assert torch.allclose(a @ b, table, atol=1e-4)
+    a3, b3 = embedding.svd_factors(table, 3)
+    err = torch.linalg.matrix_norm(table - a3 @ b3)
+    s = torch.linalg.svdvals(table)
+    assert torch.isclose(err, s[3:].square().sum().sqrt(), rtol=1e-3)  # Eckart-Young
+
+
+def test_factorised_student_saves_loads_and_exports(deep_tiny, tmp_path):
+    model = load_hf_model(deep_tiny, "sentence-embedding")
+    ids = torch.tensor([[2, 10, 11, 12, 3]])
+    mask = torch.ones_like(ids)
+    embedding.factorise_word_embeddings(model, "bert", 8)
+    assert embedding.rank_of(model) == 8
+    model.save_pretrained(tmp_path / "s", safe_serialization=True)
+    again = load_hf_model(tmp_path / "s", "sentence-embedding")
+    assert isinstance(again.embeddings.word_embeddings, embedding.LowRankEmbedding)
+    a = wrap(model.eval(), "sentence-embedding", "bert")(ids, mask)
+    b = wrap(again, "sentence-embedding", "bert")(ids, mask)
+    assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_default_style_student_tokenises_exactly_as_the_teacher(full_vocab_build, deep_tiny):
+    ctx, out = full_vocab_build
+    assert not ctx.student.vocab_pruned
+    assert json.loads((out / "tokenizer.json").read_text()) == tokenizer_spec(deep_tiny)
+    teacher_tok, bundle_tok = load_tokenizer(tokenizer_spec(deep_tiny)), load_tokenizer(json.loads((out / "tokenizer.json").read_text()))
+    weird = ["naïve café ☕ 123", "UNSEEN-word", *TINY_SENTENCES]
+    assert [e.ids for e in teacher_tok.encode_batch(weird)] == [e.ids for e in bundle_tok.encode_batch(weird)]
+    assert ctx.student.info["embedding_rank"] == 8
+    assert ctx.metrics["formats"]["onnx"]["vs_student_fp32"]["cosine_min"] >= 0.98
+    assert edgepack.check(out).passed
+
+
+# -- distillation never ends worse than it started ---------------------------------------------------
+
+
+def _tiny_distillation(deep_tiny, lr: float, steps: int = 20, noise: float = 0.0):
+    teacher = load_hf_model(deep_tiny, "sentence-embedding")
+    student = layers.layer_subset(teacher, "bert", [0, 3])
+    # A random tiny teacher's layers barely move its output: noise gives training something to recover.
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in student.encoder.parameters():
+            p.add_(noise * torch.randn(p.shape, generator=gen))
+    setup = train.Setup(task="sentence-embedding", family="bert", pooling="mean", max_length=32)
+    tok = load_tokenizer(tokenizer_spec(deep_tiny))
+    texts = [f"{a} and {b}" for a in TINY_SENTENCES for b in TINY_SENTENCES[:4]]
+    ids = train.tokenize(tok, texts, 32)
+    held, fit = ids[:8], ids[8:]
+    targets = train.teacher_outputs(teacher, setup, fit)
+    held_targets = train.teacher_outputs(teacher, setup, held)
+
+    def score(m):
+        return train.held_out_score(m, setup, held, held_targets)
+
+    start = score(student)
+    curve = train.distil(student, setup, fit, targets, budget=train.Budget(steps=steps, eval_every=5), lr=lr,
+                         batch_size=8, seed=0, evaluate=score)
+    return start, score(student), curve
+
+
+def test_a_harmful_learning_rate_does_not_ship_a_student_worse_than_step_0(deep_tiny):
+    start, end, curve = _tiny_distillation(deep_tiny, lr=50.0)
+    assert curve.evals[0][0] == 0 and curve.evals[0][1] == pytest.approx(start)
+    assert min(s for _, s in curve.evals[1:]) < start - 0.01  # the rate really did harm it
+    assert end >= start - 1e-6  # ... and what is kept is no worse than the start
+    assert curve.best_step == max(curve.evals, key=lambda e: e[1])[0]
+
+
+def test_a_good_learning_rate_improves_and_keeps_the_best_step(deep_tiny):
+    start, end, curve = _tiny_distillation(deep_tiny, lr=3e-3, steps=30, noise=0.3)
+    assert end > start and curve.best_step > 0
+    assert end == pytest.approx(max(s for _, s in curve.evals), abs=1e-5)
+
+
+def test_patience_stops_early(deep_tiny):
+    _, _, curve = _tiny_distillation(deep_tiny, lr=50.0, steps=200)
+    assert len(curve.losses) == 200  # no patience: the whole budget runs
+    teacher = load_hf_model(deep_tiny, "sentence-embedding")
+    student = layers.layer_subset(teacher, "bert", [0, 3])
+    setup = train.Setup(task="sentence-embedding", family="bert", pooling="mean", max_length=32)
+    ids = train.tokenize(load_tokenizer(tokenizer_spec(deep_tiny)), list(TINY_SENTENCES) * 4, 32)
+    targets = train.teacher_outputs(teacher, setup, ids)
+    scores = iter([1.0] + [0.0] * 100)
+    curve = train.distil(student, setup, ids, targets, budget=train.Budget(steps=200, eval_every=2, patience=3),
+                         lr=1e-3, batch_size=8, seed=0, evaluate=lambda m: next(scores))
+    assert curve.stopped == "early-stop" and len(curve.losses) == 6 and curve.best_step == 0
+
+
+def test_a_time_budget_stops_training_when_time_runs_out(deep_tiny):
+    teacher = load_hf_model(deep_tiny, "sentence-embedding")
+    student = layers.layer_subset(teacher, "bert", [0, 3])
+    setup = train.Setup(task="sentence-embedding", family="bert", pooling="mean", max_length=32)
+    ids = train.tokenize(load_tokenizer(tokenizer_spec(deep_tiny)), list(TINY_SENTENCES) * 4, 32)
+    targets = train.teacher_outputs(teacher, setup, ids)
+    curve = train.distil(student, setup, ids, targets, budget=train.Budget(steps=10**9, seconds=0.5, eval_every=5),
+                         lr=1e-3, batch_size=8, seed=0, evaluate=lambda m: 0.0)
+    assert curve.stopped == "time" and 0 < len(curve.losses) < 10**6
+
+
+def test_lr_schedule_warms_up_then_decays_to_zero():
+    assert train.lr_factor(0.0) < 0.1 and train.lr_factor(0.06) == pytest.approx(1.0)
+    assert train.lr_factor(0.5) > train.lr_factor(0.9) > train.lr_factor(1.0) == 0.0
+
+
+@pytest.mark.parametrize("text,expected", [("600", (600, 0.0)), ("600steps", (600, 0.0)), ("90s", (0, 90.0)),
+                                           ("10m", (0, 600.0)), ("1.5h", (0, 5400.0))])
+def test_parse_budget(text, expected):
+    assert parse_budget(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "ten minutes", "0", "-5m", "2.5"])
+def test_bad_budget_is_a_usage_error(text):
+    with pytest.raises(UsageError):
+        parse_budget(text)
+
+
+def test_cli_bad_budget_is_one_line_exit_2(tmp_path):
+    result = CliRunner().invoke(cli_main, ["build", "--budget", "soon", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "--budget" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_build_records_the_distillation_curve(full_vocab_build):
+    ctx, out = full_vocab_build
+    phase = ctx.student.info["distillation"]["phases"][0]
+    assert phase["evals"][0][0] == 0 and phase["steps"] == 12
+    assert [s for s, _ in phase["evals"]] == [0, 4, 8, 12]
+    assert phase["best_score"] == max(v for _, v in phase["evals"])
+    assert "Distillation" in (out / "report.md").read_text()
+
+
+# -- the size-driven shape search --------------------------------------------------------------------
+
+DIMS = shape.Dimensions(vocab=30522, hidden=384, ffn=1536, heads_keep=1.0, ffn_keep=1.0, positions=256, token_types=2, labels=0)
+
+
+def test_size_estimate_grows_with_depth_and_rank():
+    assert shape.estimate_mb(DIMS, 3, 128) < shape.estimate_mb(DIMS, 4, 128) < shape.estimate_mb(DIMS, 4, 192)
+    assert shape.estimate_mb(DIMS, 3, 128, embedding_bits=4) < shape.estimate_mb(DIMS, 3, 128)
+    # the teacher itself in int8 is ~23 MB (bench/results): the estimate must be in that range
+    assert 21 < shape.estimate_mb(DIMS, 6, 0) < 26
+
+
+def test_candidates_take_the_largest_rank_that_fits():
+    shapes = shape.candidates(DIMS, 6, 8.0, embedding_bits=4)
+    assert [s.layers for s in shapes] == [6, 5, 4, 3, 2, 1]
+    for s in shapes:
+        assert (s.estimated_mb <= 8.0) == s.fits
+    fits = {s.layers: s for s in shapes if s.fits}
+    assert 3 in fits and 6 not in fits
+    bigger = [r for r in (0, *shape.RANKS) if r > fits[3].rank or (r == 0 and fits[3].rank)]
+    assert all(shape.estimate_mb(DIMS, 3, r, 4) > 8.0 for r in bigger)
+
+
+def test_pareto_keeps_only_undominated_shapes():
+    s = [shape.Shape(3, 64, 5.0, True, score=0.7), shape.Shape(3, 128, 7.0, True, score=0.8),
+         shape.Shape(4, 32, 7.5, True, score=0.75), shape.Shape(2, 0, 9.0, False)]
+    assert [(x.layers, x.rank) for x in shape.pareto(s)] == [(3, 64), (3, 128)]
+
+
+def test_max_mb_build_picks_a_fitting_shape_and_reports_the_table(session_dir, deep_tiny, texts_file, tmp_path):
+    target = tmp_path / "t.toml"
+    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,), min_cosine_vs_student=0.95)
+                      + FULL_VOCAB_STUDENT.replace("embedding_rank = 8", "embedding_rank = 0"), encoding="utf-8")
+    dims_budget = 0.11  # MB: the tiny 4-layer teacher is estimated at 0.13 MB in int8, so something must give
+    ctx = edgepack.build(target=str(target), model=str(deep_tiny), data=(str(texts_file),), out=tmp_path / "b",
+                         cache_dir=session_dir / "fidelity-cache", max_mb=dims_budget)
+    search = ctx.student.info["shape_search"]
+    chosen = search["chosen"]
+    assert chosen["fits"] and chosen["estimated_mb"] <= dims_budget
+    measured = [c for c in search["candidates"] if c["score"] is not None]
+    assert chosen["score"] == max(c["score"] for c in measured)
+    assert chosen["layers"] < 4 and ctx.student.info["teacher_layers_kept"] == chosen["subset"]
+    assert "Shape search" in (tmp_path / "b" / "report.md").read_text()
+
+
+def test_max_mb_that_nothing_fits_is_one_clear_error(deep_tiny, texts_file, tmp_path, session_dir):
+    target = tmp_path / "t.toml"
+    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,)) + FULL_VOCAB_STUDENT, encoding="utf-8")
+    result = CliRunner().invoke(cli_main, ["build", "--target", str(target), "--model", str(deep_tiny),
+                                                    "--data", str(texts_file), "--out", str(tmp_path / "b"),
+                                                    "--cache-dir", str(session_dir / "fidelity-cache"), "--max-mb", "0.05"])
+    assert result.exit_code == 2, result.output
+    assert "--max-mb" in result.output and "no student shape fits" in result.output and "Traceback" not in result.output
