@@ -150,12 +150,31 @@ def test_cli_student_layers_beyond_the_teacher_is_one_clear_error(tiny_model, di
 
 
 @pytest.mark.slow
-def test_default_android_bundle_is_a_distilled_pruned_int8_student(real_bundle_ro):
+def test_default_android_bundle_is_a_measured_full_vocabulary_int8_student(real_bundle_ro):
+    """Issue #11: three measured teacher layers, the teacher's whole tokenizer, low-rank int4 embeddings."""
     m = json.loads((real_bundle_ro / "edgepack.json").read_text(encoding="utf-8"))
     s = m["student"]
     assert s["strategy"] == "distil" and len(s["teacher_layers_kept"]) == 3
-    assert s["heads_per_layer"] == [9, 9, 9] and s["ffn"] == 768
-    assert s["parameters"]["student"] < s["parameters"]["teacher"] / 3
-    assert s["vocab_coverage"]["unk_rate"] == 0.0
-    assert all(a["bytes"] < 8e6 for a in m["artifacts"])
+    choice = s["layer_choice"]
+    assert choice["method"] == "measured" and choice["scored"] == 20  # every 3-of-6 subset
+    assert s["teacher_layers_kept"] == choice["candidates"][0]["layers"]
+    assert choice["candidates"][0]["score"] >= choice["evenly_spaced"]["score"]
+    assert s["embedding_rank"] > 0 and s["vocab_size"] == 30522
+    assert s["parameters"]["student"] < s["parameters"]["teacher"] / 2
+    phase = s["distillation"]["phases"][0]
+    assert phase["best_score"] >= phase["evals"][0][1]  # never ends worse than it started
+    assert all(a["bytes"] <= 8e6 for a in m["artifacts"])
     assert edgepack.check(real_bundle_ro).passed
+
+
+@pytest.mark.slow
+def test_default_bundle_tokenises_exactly_as_the_teacher(real_bundle_ro):
+    from edgepack.teacher import builtin_model_path
+    from edgepack.tokenizer import load_tokenizer, tokenizer_spec
+
+    teacher_spec = tokenizer_spec(builtin_model_path())
+    bundle_spec = json.loads((real_bundle_ro / "tokenizer.json").read_text(encoding="utf-8"))
+    assert bundle_spec["model"]["vocab"] == teacher_spec["model"]["vocab"]
+    texts = ["Where is my parcel?", "naïve café ☕ 3.5kg", "Zyxwvut qwertyuiop!", "The bundle's tokenizer is the teacher's."]
+    t, b = load_tokenizer(teacher_spec), load_tokenizer(bundle_spec)
+    assert [e.ids for e in t.encode_batch(texts)] == [e.ids for e in b.encode_batch(texts)]

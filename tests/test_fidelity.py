@@ -262,6 +262,12 @@ def test_candidates_take_the_largest_rank_that_fits():
     assert all(shape.estimate_mb(DIMS, 3, r, 4) > 8.0 for r in bigger)
 
 
+def test_int4_tables_take_ranks_that_are_whole_blocks():
+    for s in shape.candidates(DIMS, 6, 8.0, embedding_bits=4, block=32):
+        assert s.rank % 32 == 0
+    assert any(s.rank % 32 for s in shape.candidates(DIMS, 6, 8.0, embedding_bits=8))
+
+
 def test_pareto_keeps_only_undominated_shapes():
     s = [shape.Shape(3, 64, 5.0, True, score=0.7), shape.Shape(3, 128, 7.0, True, score=0.8),
          shape.Shape(4, 32, 7.5, True, score=0.75), shape.Shape(2, 0, 9.0, False)]

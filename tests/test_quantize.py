@@ -53,6 +53,32 @@ def test_exclude_patterns_match_whole_components():
     assert matches("x", "/model/encoder/layer.0/Softmax", ["Softmax"])  # raw ONNX node substrings still work
 
 
+def test_excluding_the_model_root_layer_does_not_exclude_every_onnx_node(tiny_model, tmp_path):
+    """Bug found in issue #11: the ops right under /model/ have the layer name `model`; as a raw
+    substring `model` matched every node, so the fallback's first pick kept the whole graph float."""
+    from edgepack.quant.quantize import onnx_nodes_matching
+
+    assert onnx_layer("/model/Mul") == "model"
+    layers = {"model", "encoder.0.attention.self.query"}
+    assert not matches("encoder.0.attention.self.query", "/model/encoder/layer.0/attention/self/query/MatMul", ["model"], layers)
+    assert matches("model", "/model/Mul", ["model"], layers)
+    fp32 = _export_tiny_onnx(tiny_model, tmp_path)
+    import onnx
+
+    names = [n.name for n in onnx.load(str(fp32)).graph.node]
+    picked = onnx_nodes_matching(fp32, ["model"])
+    assert picked and all(onnx_layer(n) == "model" for n in picked) and len(picked) < len(names) / 2
+
+
+def _export_tiny_onnx(model_dir, tmp_path):
+    from edgepack.export import export_onnx
+    from edgepack.modeling import load_hf_model, wrap
+
+    path = tmp_path / "tiny.onnx"
+    export_onnx(wrap(load_hf_model(model_dir, "sentence-embedding"), "sentence-embedding", "bert"), path, "sentence-embedding")
+    return path
+
+
 # -- profile validation ----------------------------------------------------------------------------------
 
 def test_profile_rejects_bad_quantize_settings():

@@ -108,8 +108,9 @@ def onnx_quantizable(path: Path, full_integer: bool = False) -> dict[str, list[s
 
 def onnx_excluded_nodes(path: Path, exclude, full_integer: bool = False) -> list[str]:
     nodes = []
-    for layer, names in onnx_quantizable(path, full_integer).items():
-        nodes += [n for n in names if layer_names.matches(layer, n, exclude)]
+    found = onnx_quantizable(path, full_integer)
+    for layer, names in found.items():
+        nodes += [n for n in names if layer_names.matches(layer, n, exclude, set(found))]
     return nodes
 
 

@@ -50,16 +50,19 @@ def tflite_layer(tensor_name: str) -> str:
     return ".".join(out) or HEAD
 
 
-def matches(layer: str, node_name: str, patterns) -> bool:
+def matches(layer: str, node_name: str, patterns, layers=frozenset()) -> bool:
     """An exclude pattern matches a layer name (`encoder.3`, `attention.self`) or a raw node name.
 
     Layer patterns match whole dotted components: `encoder.1` does not match `encoder.10.…`. Pass
     node_name="" for TFLite: its fused tensor names mention neighbouring layers (`…query;;…key`).
+    A pattern that is itself one of the graph's `layers` is only matched as a layer: `model` (the
+    ops at the model's root, such as the attention-mask arithmetic) must not match every ONNX node
+    under `/model/`, or keeping that one layer in float would keep the whole graph in float.
     """
     for p in patterns:
         if not p:
             continue
-        if node_name and p in node_name:
+        if node_name and p not in layers and p in node_name:
             return True
         if layer and f".{p}." in f".{layer}.":
             return True

@@ -1,10 +1,13 @@
 """Making the student, the fp32 model a bundle ships (issue #4).
 
 - layers.py   a subset of the teacher's layers, weights copied (DistilBERT-style)
+- layer_choice.py  which subset: every one scored by fidelity to the teacher (issue #11)
+- embedding.py  low-rank word embeddings that keep the whole vocabulary (issue #11)
+- shape.py    the `--max-mb` search over depth x embedding rank (issue #11)
 - prune.py    structured pruning of attention heads and FFN neurons by importance
 - vocab.py    a smaller vocabulary: tokenizer.json and embedding rows rewritten together
-- train.py    distillation on Hugging Face Accelerate (1 CPU, N processes or GPUs)
-- distil.py   the recipe: layer subset -> vocabulary -> distil -> prune -> recover, cached by content
+- train.py    budgeted distillation that keeps its best checkpoint, on Accelerate (1 CPU, N processes or GPUs)
+- distil.py   the recipe: shape -> layer subset -> vocabulary/embeddings -> distil -> prune -> recover, cached by content
 
 With `strategy = "teacher"` the student is the teacher itself (`teacher_itself`).
 """

@@ -1,4 +1,8 @@
-"""The distilled student (issue #4): layer subset -> smaller vocabulary -> distil -> prune -> recover.
+"""The distilled student (issues #4, #11): shape -> layer subset -> vocabulary or low-rank embeddings ->
+distil (best checkpoint, within a budget) -> prune -> recover.
+
+A held-out slice of the training text (never trained on) measures everything that is chosen: which
+teacher layers to keep, which shape fits `--max-mb`, and which checkpoint ships.
 
 Output: a `Student` whose `dir` is an HF directory (config.json + model.safetensors + tokenizer.json)
 that `modeling.load_hf_model` loads like any BERT/DistilBERT, with `tokenizer_dir` pointing at it when
@@ -31,8 +35,12 @@ from . import shape as shape_search
 
 QUICK_MAX_TEXTS = 2000  # --quick distils on at most this many sentences (plus their augmentation)
 HELD_OUT_TEXTS = 256  # training texts set aside to score layer subsets, shapes and checkpoints (issue #11)
+SHAPE_TEXTS = 128  # of those, the ones that score layer subsets and shapes
 LISTED_CANDIDATES = 5  # layer subsets listed in the report
 TEACHER_SHARE_OF_TIME = 0.3  # with a time budget, the share the teacher pass may take
+# Passes over the distillation text a step budget plans for: on 2 cores the teacher's pass over a text
+# costs more than a student step on it, and the held-out score still rose at the end of one pass.
+TEXT_PASSES = 2
 TRAIN_MAX_LENGTH = 128  # longer inputs are rare in distillation text and cost quadratic attention
 SCORING_BATCHES = 16  # batches used to score heads and neurons before pruning
 
@@ -129,7 +137,7 @@ def make_student(ctx: BuildContext) -> Student:
         texts = texts[: settings["max_texts"]]  # already shuffled by the data split
         labels = labels[: settings["max_texts"]] if labels is not None else None
     key = hash_parts("distil-v3", teacher_hash, t.task, t.pooling, t.max_length, settings, texts, labels, ctx.options.seed,
-                     dict(_size_inputs(ctx)))
+                     dict(_size_inputs(ctx)) if settings["max_mb"] else None)
     path = ctx.work_dir / f"distil-{key}"
     if is_main_process():
         StageDir(ctx.work_dir, "distil", key)  # clears leftovers of an interrupted run
@@ -148,9 +156,10 @@ def make_student(ctx: BuildContext) -> Student:
 
 
 def _size_inputs(ctx: BuildContext) -> tuple:
-    """What the size estimate of `--max-mb` depends on besides the teacher (part of the cache key)."""
+    """What the size estimate of `--max-mb` depends on besides the teacher (part of the cache key then;
+    without `--max-mb` the quantisation settings don't change the student, so a new target re-uses it)."""
     q = ctx.target.quantize
-    return (("embedding_bits", getattr(q, "embedding_bits", 8)), ("mode", q.mode))
+    return (("embedding_bits", q.embedding_bits), ("embedding_block_size", q.embedding_block_size), ("mode", q.mode))
 
 
 def held_out_split(texts: list[str], labels) -> tuple[list[str], list, list[str], list]:
@@ -306,7 +315,7 @@ def _budget(settings: dict, n_texts: int, processes: int) -> train.Budget:
 
 
 def _cap_texts(texts, labels, settings, budget: train.Budget, held_texts, held_seconds: float, seed: int):
-    """No more distillation text than the budget can use: one pass over `steps x batch` texts, or, with a
+    """No more distillation text than the budget can use: TEXT_PASSES passes over `steps x batch`, or, with a
     time budget, what a third of it can run the teacher on (the rate measured on the held-out slice).
     A seeded sample, so a step budget still gives the same texts every time."""
     bs = settings["batch_size"]
@@ -315,7 +324,7 @@ def _cap_texts(texts, labels, settings, budget: train.Budget, held_texts, held_s
         # coarse steps of 1,024 texts, so a re-run on the same machine usually re-uses the teacher cache
         cap = max(1024, int(rate * budget.seconds * TEACHER_SHARE_OF_TIME) // 1024 * 1024)
     else:
-        cap = budget.steps * bs
+        cap = budget.steps * bs // TEXT_PASSES
     if len(texts) <= cap:
         return texts, labels
     order = sorted(random.Random(seed).sample(range(len(texts)), cap))
@@ -328,15 +337,19 @@ def _choose_shape(ctx, teacher, settings, held_ids, held_targets, setup, reporte
     t = ctx.teacher
     n = layers.num_layers(teacher, t.family)
 
+    # Candidates are ranked on the first SHAPE_TEXTS held-out texts, half of what picks checkpoints:
+    # every subset costs a forward pass, and on 2 cores 20 subsets of 256 texts took over a minute.
+    ids, targets = held_ids[:SHAPE_TEXTS], {k: v[:SHAPE_TEXTS] for k, v in held_targets.items()}
+
     def score(model) -> float:
-        return train.held_out_score(model, setup, held_ids, held_targets)
+        return train.held_out_score(model, setup, ids, targets)
 
     measurable = bool(held_ids) and not settings["vocab_prune"]  # a pruned vocabulary has other ids
     if settings["max_mb"] and measurable:
         return _search_shape(ctx, teacher, settings, score, reporter)
     depth, rank = settings["layers"], settings["embedding_rank"]
     if settings["layer_choice"] == "measured" and depth < n and measurable:
-        with reporter.task(f"scoring {depth}-of-{n} layer subsets on {len(held_ids)} held-out texts", total=None):
+        with reporter.task(f"scoring {depth}-of-{n} layer subsets on {len(ids)} held-out texts", total=None):
             ranked = layer_choice.measured_layers(teacher, t.family, depth, score)
         chosen = list(ranked[0].layers)
         listing = [{"layers": list(c.layers), "score": round(c.score, 5)} for c in ranked[:LISTED_CANDIDATES]]
@@ -359,8 +372,8 @@ def _search_shape(ctx, teacher, settings, score, reporter) -> dict:
         positions=min(int(getattr(cfg, fam.max_positions_key)), t.max_length),
         token_types=int(getattr(cfg, "type_vocab_size", 0) or 0), labels=len(t.labels))
     n = layers.num_layers(teacher, t.family)
-    bits = getattr(ctx.target.quantize, "embedding_bits", 8)
-    shapes = shape_search.candidates(dims, n, settings["max_mb"], bits)
+    bits = ctx.target.quantize.embedding_bits
+    shapes = shape_search.candidates(dims, n, settings["max_mb"], bits, ctx.target.quantize.embedding_block_size)
     measured, choices = [], {}
     with reporter.task(f"searching student shapes under {settings['max_mb']:g} MB", total=len(shapes)) as bar:
         for s in shapes:
