@@ -115,3 +115,21 @@ def real_bundle_ro(session_dir, cache_dir) -> Path:
     out = session_dir / "bundle-real"
     edgepack.build(target="android-arm64", out=out, cache_dir=cache_dir, quick=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def deep_tiny(session_dir):
+    """A 4-layer tiny teacher, so a 2-layer student is a real subset."""
+    from edgepack.testing import tiny_bert
+
+    return tiny_bert(session_dir / "tiny-embed-4l", layers=4)
+
+
+@pytest.fixture(scope="session")
+def distil_data(session_dir):
+    from edgepack.testing import TINY_SENTENCES
+
+    path = session_dir / "distil.txt"
+    lines = [f"{a} and {b}" for a in TINY_SENTENCES for b in TINY_SENTENCES[:6]]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

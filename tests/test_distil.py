@@ -12,7 +12,7 @@ from click.testing import CliRunner
 import edgepack
 from edgepack.modeling import load_hf_model
 from edgepack.student.train import Setup, collate, forward
-from edgepack.testing import TINY_SENTENCES, tiny_bert, tiny_target_toml
+from edgepack.testing import tiny_target_toml
 
 STUDENT = """
 [student]
@@ -27,23 +27,9 @@ batch_size = 8
 
 
 @pytest.fixture(scope="session")
-def deep_tiny(session_dir):
-    """A 4-layer tiny teacher, so a 2-layer student is a real subset."""
-    return tiny_bert(session_dir / "tiny-embed-4l", layers=4)
-
-
-@pytest.fixture(scope="session")
 def distil_target(session_dir):
     path = session_dir / "tiny-distil.toml"
     path.write_text(tiny_target_toml(buckets=(16,), min_mean_cosine_vs_teacher=0.5, min_cosine_vs_student=0.99) + STUDENT, encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="session")
-def distil_data(session_dir):
-    path = session_dir / "distil.txt"
-    lines = [f"{a} and {b}" for a in TINY_SENTENCES for b in TINY_SENTENCES[:6]]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 

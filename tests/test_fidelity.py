@@ -15,7 +15,7 @@ from edgepack.config import parse_budget
 from edgepack.errors import UsageError
 from edgepack.modeling import load_hf_model, wrap
 from edgepack.student import embedding, layer_choice, layers, shape, train
-from edgepack.testing import TINY_SENTENCES, tiny_bert, tiny_target_toml
+from edgepack.testing import TINY_SENTENCES, tiny_target_toml
 from edgepack.tokenizer import load_tokenizer, tokenizer_spec
 
 FULL_VOCAB_STUDENT = """
@@ -31,24 +31,11 @@ learning_rate = 1e-3
 
 
 @pytest.fixture(scope="session")
-def deep_tiny(session_dir):
-    return tiny_bert(session_dir / "tiny-embed-4l-fidelity", layers=4)
-
-
-@pytest.fixture(scope="session")
-def texts_file(session_dir):
-    path = session_dir / "fidelity.txt"
-    lines = [f"{a} and {b}" for a in TINY_SENTENCES for b in TINY_SENTENCES[:6]]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="session")
-def full_vocab_build(session_dir, deep_tiny, texts_file):
+def full_vocab_build(session_dir, deep_tiny, distil_data):
     target = session_dir / "tiny-full-vocab.toml"
     target.write_text(tiny_target_toml(buckets=(16,), min_cosine_vs_student=0.98) + FULL_VOCAB_STUDENT, encoding="utf-8")
     out = session_dir / "bundle-full-vocab"
-    ctx = edgepack.build(target=str(target), model=str(deep_tiny), data=(str(texts_file),), out=out,
+    ctx = edgepack.build(target=str(target), model=str(deep_tiny), data=(str(distil_data),), out=out,
                          cache_dir=session_dir / "fidelity-cache")
     return ctx, out
 
@@ -274,12 +261,12 @@ def test_pareto_keeps_only_undominated_shapes():
     assert [(x.layers, x.rank) for x in shape.pareto(s)] == [(3, 64), (3, 128)]
 
 
-def test_max_mb_build_picks_a_fitting_shape_and_reports_the_table(session_dir, deep_tiny, texts_file, tmp_path):
+def test_max_mb_build_picks_a_fitting_shape_and_reports_the_table(session_dir, deep_tiny, distil_data, tmp_path):
     target = tmp_path / "t.toml"
     target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,), min_cosine_vs_student=0.95)
                       + FULL_VOCAB_STUDENT.replace("embedding_rank = 8", "embedding_rank = 0"), encoding="utf-8")
     dims_budget = 0.11  # MB: the tiny 4-layer teacher is estimated at 0.13 MB in int8, so something must give
-    ctx = edgepack.build(target=str(target), model=str(deep_tiny), data=(str(texts_file),), out=tmp_path / "b",
+    ctx = edgepack.build(target=str(target), model=str(deep_tiny), data=(str(distil_data),), out=tmp_path / "b",
                          cache_dir=session_dir / "fidelity-cache", max_mb=dims_budget)
     search = ctx.student.info["shape_search"]
     chosen = search["chosen"]
@@ -290,11 +277,11 @@ def test_max_mb_build_picks_a_fitting_shape_and_reports_the_table(session_dir, d
     assert "Shape search" in (tmp_path / "b" / "report.md").read_text()
 
 
-def test_max_mb_that_nothing_fits_is_one_clear_error(deep_tiny, texts_file, tmp_path, session_dir):
+def test_max_mb_that_nothing_fits_is_one_clear_error(deep_tiny, distil_data, tmp_path, session_dir):
     target = tmp_path / "t.toml"
     target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,)) + FULL_VOCAB_STUDENT, encoding="utf-8")
     result = CliRunner().invoke(cli_main, ["build", "--target", str(target), "--model", str(deep_tiny),
-                                                    "--data", str(texts_file), "--out", str(tmp_path / "b"),
+                                                    "--data", str(distil_data), "--out", str(tmp_path / "b"),
                                                     "--cache-dir", str(session_dir / "fidelity-cache"), "--max-mb", "0.05"])
     assert result.exit_code == 2, result.output
     assert "--max-mb" in result.output and "no student shape fits" in result.output and "Traceback" not in result.output
