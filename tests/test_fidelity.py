@@ -285,3 +285,19 @@ def test_max_mb_that_nothing_fits_is_one_clear_error(deep_tiny, distil_data, tmp
                                                     "--cache-dir", str(session_dir / "fidelity-cache"), "--max-mb", "0.05"])
     assert result.exit_code == 2, result.output
     assert "--max-mb" in result.output and "no student shape fits" in result.output and "Traceback" not in result.output
+
+
+def test_distillation_text_is_capped_by_the_budget_only_when_one_is_given():
+    from edgepack.student import distil
+
+    texts = [f"text {i}" for i in range(10_000)]
+    base = {"batch_size": 32, "steps": 0}
+    epochs = train.Budget(steps=300)
+    assert distil._cap_texts(texts, None, base, epochs, [], 0.0, 0)[0] == texts  # epochs: sized from the texts
+    steps = {**base, "steps": 100}
+    capped, _ = distil._cap_texts(texts, None, steps, train.Budget(steps=100), [], 0.0, 0)
+    assert len(capped) == 100 * 32 // distil.TEXT_PASSES and capped == sorted(capped, key=texts.index)
+    assert capped == distil._cap_texts(texts, None, steps, train.Budget(steps=100), [], 0.0, 0)[0]  # seeded
+    # time budget: 256 held-out texts took 1 s -> 256 texts/s; 30% of 60 s -> 4,608 -> whole 1,024s: 4,096
+    timed, _ = distil._cap_texts(texts, None, base, train.Budget(steps=10**9, seconds=60), ["h"] * 256, 1.0, 0)
+    assert len(timed) == 4096

@@ -319,6 +319,8 @@ def _cap_texts(texts, labels, settings, budget: train.Budget, held_texts, held_s
     time budget, what a third of it can run the teacher on (the rate measured on the held-out slice).
     A seeded sample, so a step budget still gives the same texts every time."""
     bs = settings["batch_size"]
+    if not budget.seconds and not settings["steps"]:
+        return texts, labels  # an epoch budget is sized from the texts, so it uses them all
     if budget.seconds:
         rate = len(held_texts) / held_seconds if held_texts and held_seconds > 0.05 else 200.0
         # coarse steps of 1,024 texts, so a re-run on the same machine usually re-uses the teacher cache
