@@ -301,3 +301,16 @@ def test_distillation_text_is_capped_by_the_budget_only_when_one_is_given():
     # time budget: 256 held-out texts took 1 s -> 256 texts/s; 30% of 60 s -> 4,608 -> whole 1,024s: 4,096
     timed, _ = distil._cap_texts(texts, None, base, train.Budget(steps=10**9, seconds=60), ["h"] * 256, 1.0, 0)
     assert len(timed) == 4096
+
+
+def test_a_time_budget_bounds_the_student_stage_of_a_build(deep_tiny, distil_data, tmp_path, session_dir):
+    target = tmp_path / "t.toml"
+    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,), min_cosine_vs_student=0.95) + FULL_VOCAB_STUDENT,
+                      encoding="utf-8")
+    ctx = edgepack.build(target=str(target), model=str(deep_tiny), data=(str(distil_data),), out=tmp_path / "b",
+                         cache_dir=tmp_path / "cache", budget="4s")
+    dist = ctx.student.info["distillation"]
+    assert dist["budget"]["seconds"] == 4.0 and dist["budget"]["steps"] is None
+    phase = dist["phases"][0]
+    assert phase["stopped"] == "time" and phase["steps"] > 0
+    assert ctx.timings["build student"] < 4.0 + 30  # the clock bounds training; loading and saving add a little
