@@ -168,14 +168,20 @@ def stsb(args, cache: Path) -> dict:
             "distillation_texts": len(train_text), "epochs": args.epochs, "students": rows}
 
 
+def sst2_teacher_rows(n: int) -> list[list[str]]:
+    """The SST-2 train rows (sentence, label) the classifier teacher is fine-tuned on: a seeded shuffle,
+    then the first n (0 = all). bench/fidelity.py builds with these same rows as --data."""
+    train = read_tsv(DATA / "sst2" / "train.tsv")
+    random.Random(1).shuffle(train)
+    return train[:n] if n else train
+
+
 def finetune_sst2_teacher(args, cache: Path) -> Path:
     """MiniLM + a classification head fine-tuned on SST-2 train (subset), cached by its settings."""
     from tokenizers import Tokenizer
     from transformers import BertForSequenceClassification
 
-    train = read_tsv(DATA / "sst2" / "train.tsv")
-    random.Random(1).shuffle(train)
-    train = train[: args.sst2_train] if args.sst2_train else train
+    train = sst2_teacher_rows(args.sst2_train)
     key = hash_parts("sst2-teacher-v1", len(train), args.sst2_teacher_epochs)
     out = cache / f"sst2-teacher-{key}"
     if (out / "config.json").is_file():
