@@ -38,6 +38,9 @@ HELD_OUT_TEXTS = 256  # training texts set aside to score layer subsets, shapes 
 SHAPE_TEXTS = 128  # of those, the ones that score layer subsets and shapes
 LISTED_CANDIDATES = 5  # layer subsets listed in the report
 TEACHER_SHARE_OF_TIME = 0.3  # with a time budget, the share the teacher pass may take
+# With a time budget, what training leaves for the last evaluation, saving and the reload check: a
+# --budget 15m build of 77k texts ran 3.5 s over without it (bench/results/fidelity.md).
+SAVE_RESERVE_SECONDS = 20.0
 # Passes over the distillation text a step budget plans for: on 2 cores the teacher's pass over a text
 # costs more than a student step on it, and the held-out score still rose at the end of one pass.
 TEXT_PASSES = 2
@@ -238,8 +241,9 @@ def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings
         if shape["rank"]:
             embedding.factorise_word_embeddings(student, t.family, shape["rank"])
         _freeze_embedding_table(student, t.family)
-        if budget.seconds:  # the clock started with the stage: what is left goes to training
-            left = max(1.0, budget.seconds - (time.perf_counter() - started))
+        if budget.seconds:  # the clock started with the stage: what is left, less saving, goes to training
+            reserve = min(SAVE_RESERVE_SECONDS, 0.05 * budget.seconds)
+            left = max(1.0, budget.seconds - reserve - (time.perf_counter() - started))
             phases = dataclasses.replace(budget, seconds=left).split((0.5, 0.5) if has_pruning else (1.0,))
 
         def on_step(n, loss):
