@@ -33,10 +33,6 @@ class LowRankEmbedding(torch.nn.Module):
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.project(self.lookup(input_ids))
 
-    def full_table(self) -> torch.Tensor:
-        """The vocab x hidden table it stands for (tests and size reports, never the forward pass)."""
-        return self.project(self.lookup.weight)
-
 
 @torch.no_grad()
 def svd_factors(table: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,23 +54,26 @@ def factorise_word_embeddings(model, family: str, rank: int) -> None:
     if not 0 < rank < hidden:
         raise ValueError(f"embedding rank must be in 1..{hidden - 1}, got {rank}")
     a, b = svd_factors(old.weight.data, rank)
-    new = LowRankEmbedding(old.weight.shape[0], rank, hidden, getattr(old, "padding_idx", None))
+    new = _install(model, family, rank)
     new.lookup.weight.data.copy_(a)
     new.project.weight.data.copy_(b.T)
-    set_attr(model.base_model, path, new)
     setattr(model.config, CONFIG_KEY, rank)
 
 
 def rebuild_for_loading(model, family: str) -> None:
     """Give a model built from a config with `edgepack_embedding_rank` the factorised shape, so that
     its saved weights load strictly (values are overwritten by the load)."""
-    rank = int(getattr(model.config, CONFIG_KEY, 0) or 0)
-    if not rank:
-        return
+    if rank_of(model):
+        _install(model, family, rank_of(model))
+
+
+def _install(model, family: str, rank: int) -> LowRankEmbedding:
+    """Put a (not yet filled) rank-`rank` module in place of the model's word-embedding table."""
     path = FAMILIES[family].word_embeddings
     old = get_attr(model.base_model, path)
     new = LowRankEmbedding(old.weight.shape[0], rank, old.weight.shape[1], getattr(old, "padding_idx", None))
     set_attr(model.base_model, path, new)
+    return new
 
 
 def rank_of(model) -> int:

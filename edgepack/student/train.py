@@ -5,7 +5,7 @@ wraps the student in DDP and each process trains on its own share of the batches
 process writes caches and the bundle (see edgepack/distributed.py).
 
 Losses (sentence-transformers / DistilBERT practice):
-- embedding teachers: MSE between pooled (un-normalised) embeddings + (1 - cosine);
+- embedding teachers: MSE_WEIGHT x MSE between pooled (un-normalised) embeddings + (1 - cosine);
 - classifiers: KL(student || teacher) at temperature T, times T^2 (Hinton et al. 2015), + cross-entropy
   when labels exist, + MSE between mean-pooled last hidden states.
 """
@@ -261,10 +261,11 @@ def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             opt.zero_grad(set_to_none=True)
-            curve.losses.append(float(loss.detach()))
+            value = float(loss.detach())  # one device sync per step
+            curve.losses.append(value)
             step += 1
             if on_step:
-                on_step(1, float(loss.detach()))
+                on_step(1, value)
             last = step >= budget.steps
             if step % budget.eval_every == 0 or last:
                 stale = 0 if checkpoint(step) else stale + 1
