@@ -4,6 +4,7 @@ vocabulary, distillation that keeps its best checkpoint, budgets, and the size-d
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -293,13 +294,13 @@ def test_distillation_text_is_capped_by_the_budget_only_when_one_is_given():
     texts = [f"text {i}" for i in range(10_000)]
     base = {"batch_size": 32, "steps": 0}
     epochs = train.Budget(steps=300)
-    assert distil._cap_texts(texts, None, base, epochs, [], 0.0, 0)[0] == texts  # epochs: sized from the texts
+    assert distil._cap_texts(texts, None, base, epochs, 0.0, 0)[0] == texts  # epochs: sized from the texts
     steps = {**base, "steps": 100}
-    capped, _ = distil._cap_texts(texts, None, steps, train.Budget(steps=100), [], 0.0, 0)
+    capped, _ = distil._cap_texts(texts, None, steps, train.Budget(steps=100), 0.0, 0)
     assert len(capped) == 100 * 32 // distil.TEXT_PASSES and capped == sorted(capped, key=texts.index)
-    assert capped == distil._cap_texts(texts, None, steps, train.Budget(steps=100), [], 0.0, 0)[0]  # seeded
+    assert capped == distil._cap_texts(texts, None, steps, train.Budget(steps=100), 0.0, 0)[0]  # seeded
     # time budget: 256 held-out texts took 1 s -> 256 texts/s; 30% of 60 s -> 4,608 -> whole 1,024s: 4,096
-    timed, _ = distil._cap_texts(texts, None, base, train.Budget(steps=10**9, seconds=60), ["h"] * 256, 1.0, 0)
+    timed, _ = distil._cap_texts(texts, None, base, train.Budget(steps=10**9, seconds=60), 256 / 1.0, 0)
     assert len(timed) == 4096
 
 
@@ -314,3 +315,11 @@ def test_a_time_budget_bounds_the_student_stage_of_a_build(deep_tiny, distil_dat
     phase = dist["phases"][0]
     assert phase["stopped"] == "time" and phase["steps"] > 0
     assert ctx.timings["build student"] < 4.0 + 30  # the clock bounds training; loading and saving add a little
+    assert dist["teacher_texts_per_second"] > 0
+    # A re-run from a warm cache still times the teacher (a cached held-out slice once gave no speed, and
+    # the guessed one sampled other texts, so the re-run missed the teacher cache).
+    for d in (tmp_path / "cache").glob("distil-*"):
+        shutil.rmtree(d)
+    again = edgepack.build(target=str(target), model=str(deep_tiny), data=(str(distil_data),), out=tmp_path / "b2",
+                           cache_dir=tmp_path / "cache", budget="4s")
+    assert again.student.info["distillation"]["teacher_texts_per_second"] > 0

@@ -41,6 +41,7 @@ TEACHER_SHARE_OF_TIME = 0.3  # with a time budget, the share the teacher pass ma
 # With a time budget, what training leaves for the last evaluation, saving and the reload check: a
 # --budget 15m build of 77k texts ran 3.5 s over without it (bench/results/fidelity.md).
 SAVE_RESERVE_SECONDS = 20.0
+FALLBACK_TEACHER_RATE = 200.0  # texts/s, only when nothing was held out to time the teacher on
 # Passes over the distillation text a step budget plans for: on 2 cores the teacher's pass over a text
 # costs more than a student step on it, and the held-out score still rose at the end of one pass.
 TEXT_PASSES = 2
@@ -140,7 +141,7 @@ def make_student(ctx: BuildContext) -> Student:
         texts = texts[: settings["max_texts"]]  # already shuffled by the data split
         labels = labels[: settings["max_texts"]] if labels is not None else None
     key = hash_parts("distil-v3", teacher_hash, t.task, t.pooling, t.max_length, settings, texts, labels, ctx.options.seed,
-                     dict(_size_inputs(ctx)) if settings["max_mb"] else None)
+                     _size_inputs(ctx) if settings["max_mb"] else None)
     path = ctx.work_dir / f"distil-{key}"
     if is_main_process():
         StageDir(ctx.work_dir, "distil", key)  # clears leftovers of an interrupted run
@@ -158,11 +159,11 @@ def make_student(ctx: BuildContext) -> Student:
                    vocab_pruned=pruned, info=info)
 
 
-def _size_inputs(ctx: BuildContext) -> tuple:
+def _size_inputs(ctx: BuildContext) -> dict:
     """What the size estimate of `--max-mb` depends on besides the teacher (part of the cache key then;
     without `--max-mb` the quantisation settings don't change the student, so a new target re-uses it)."""
     q = ctx.target.quantize
-    return (("embedding_bits", q.embedding_bits), ("embedding_block_size", q.embedding_block_size), ("mode", q.mode))
+    return {"embedding_bits": q.embedding_bits, "embedding_block_size": q.embedding_block_size, "mode": q.mode}
 
 
 def held_out_split(texts: list[str], labels) -> tuple[list[str], list, list[str], list]:
@@ -195,13 +196,20 @@ def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings
     reporter = progress.current()
 
     # 1. The teacher's outputs on the held-out slice: they score layer subsets, shapes and checkpoints.
-    #    With a time budget, their cost also says how many distillation texts the budget can afford.
+    #    With a time budget they are computed (not read from the cache) and timed: the teacher's speed on
+    #    this machine says how many distillation texts the budget can afford. A cached result would give
+    #    no speed, and a guessed one another text sample, so a re-run would miss the teacher cache.
     held_t_ids = train.tokenize(t_tok, held_texts, setup.max_length)
     held_s_ids = train.tokenize(s_tok, held_texts, setup.max_length)
-    t0 = time.perf_counter()
-    held_targets = train.cached_teacher_outputs(ctx.work_dir, train.teacher_cache_key(teacher_hash, setup, held_texts),
-                                                lambda: train.teacher_outputs(teacher, setup, held_t_ids)) if held_texts else {}
-    all_texts, all_labels = _cap_texts(all_texts, all_labels, settings, budget, held_texts, time.perf_counter() - t0, seed)
+    held_targets, teacher_rate = {}, 0.0
+    if held_texts and budget.seconds:
+        t0 = time.perf_counter()
+        held_targets = train.teacher_outputs(teacher, setup, held_t_ids)
+        teacher_rate = len(held_texts) / max(time.perf_counter() - t0, 1e-3)
+    elif held_texts:
+        held_targets = train.cached_teacher_outputs(ctx.work_dir, train.teacher_cache_key(teacher_hash, setup, held_texts),
+                                                    lambda: train.teacher_outputs(teacher, setup, held_t_ids))
+    all_texts, all_labels = _cap_texts(all_texts, all_labels, settings, budget, teacher_rate, seed)
     score = (lambda m: train.held_out_score(m, setup, held_s_ids, held_targets)) if held_texts else None
 
     # 2. The shape: how many layers (and which), how wide an embedding. Measured, not assumed.
@@ -292,6 +300,7 @@ def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings
             "augmented_texts": len(extra),
             "distilled_texts": len(all_texts),
             "held_out_texts": len(held_texts),
+            "teacher_texts_per_second": round(teacher_rate, 1) if teacher_rate else None,  # time budgets only
             "budget": {"steps": budget.steps if not budget.seconds else None, "seconds": budget.seconds or None,
                        "eval_every": budget.eval_every, "patience": budget.patience},
             "epochs": settings["epochs"] if not settings["steps"] and not settings["seconds"] else None,
@@ -318,19 +327,18 @@ def _budget(settings: dict, n_texts: int, processes: int) -> train.Budget:
                         patience=settings["patience"])
 
 
-def _cap_texts(texts, labels, settings, budget: train.Budget, held_texts, held_seconds: float, seed: int):
+def _cap_texts(texts, labels, settings, budget: train.Budget, teacher_rate: float, seed: int):
     """No more distillation text than the budget can use: TEXT_PASSES passes over `steps x batch`, or, with a
-    time budget, what a third of it can run the teacher on (the rate measured on the held-out slice).
-    A seeded sample, so a step budget still gives the same texts every time."""
-    bs = settings["batch_size"]
+    time budget, what TEACHER_SHARE_OF_TIME of it can run the teacher on (`teacher_rate`, texts per second,
+    measured on the held-out slice). A seeded sample, so a step budget gives the same texts every time."""
     if not budget.seconds and not settings["steps"]:
         return texts, labels  # an epoch budget is sized from the texts, so it uses them all
     if budget.seconds:
-        rate = len(held_texts) / held_seconds if held_texts and held_seconds > 0.05 else 200.0
+        rate = teacher_rate or FALLBACK_TEACHER_RATE
         # coarse steps of 1,024 texts, so a re-run on the same machine usually re-uses the teacher cache
         cap = max(1024, int(rate * budget.seconds * TEACHER_SHARE_OF_TIME) // 1024 * 1024)
     else:
-        cap = budget.steps * bs // TEXT_PASSES
+        cap = budget.steps * settings["batch_size"] // TEXT_PASSES
     if len(texts) <= cap:
         return texts, labels
     order = sorted(random.Random(seed).sample(range(len(texts)), cap))
@@ -358,11 +366,7 @@ def _choose_shape(ctx, teacher, settings, held_ids, held_targets, setup, reporte
         with reporter.task(f"scoring {depth}-of-{n} layer subsets on {len(ids)} held-out texts", total=None):
             ranked = layer_choice.measured_layers(teacher, t.family, depth, score)
         chosen = list(ranked[0].layers)
-        listing = [{"layers": list(c.layers), "score": round(c.score, 5)} for c in ranked[:LISTED_CANDIDATES]]
-        even = layers.pick_layers(n, depth)
-        even_score = next((c.score for c in ranked if list(c.layers) == even), None)
-        choice = {"method": "measured", "candidates": listing, "scored": len(ranked), "metric": _metric_name(t.task),
-                  "evenly_spaced": {"layers": even, "score": None if even_score is None else round(even_score, 5)}}
+        choice = _choice_record(ranked, n, t.task)
     else:
         chosen = layers.pick_layers(n, depth)
         choice = {"method": "even" if depth < n else "all", "candidates": [], "scored": 0}
@@ -384,13 +388,13 @@ def _search_shape(ctx, teacher, settings, score, reporter) -> dict:
     with reporter.task(f"searching student shapes under {settings['max_mb']:g} MB", total=len(shapes)) as bar:
         for s in shapes:
             if s.fits:
-                ranked = (layer_choice.measured_layers(teacher, t.family, s.layers, score) if s.layers < n
-                          else [layer_choice.Candidate(tuple(range(n)), 0.0)])
-                subset = ranked[0].layers
-                probe = layers.layer_subset(teacher, t.family, list(subset))
+                ranked = layer_choice.measured_layers(teacher, t.family, s.layers, score)
+                subset, value = ranked[0].layers, ranked[0].score  # the full table: already measured
                 if s.rank:
+                    probe = layers.layer_subset(teacher, t.family, list(subset))
                     embedding.factorise_word_embeddings(probe, t.family, s.rank)
-                s = dataclasses.replace(s, subset=tuple(subset), score=round(score(probe), 5))
+                    value = score(probe)
+                s = dataclasses.replace(s, subset=tuple(subset), score=round(value, 5))
                 choices[s.layers] = ranked
             measured.append(s)
             bar.advance(1)
@@ -400,20 +404,26 @@ def _search_shape(ctx, teacher, settings, score, reporter) -> dict:
         raise ModelError(f"--max-mb {settings['max_mb']:g}: no student shape fits (the smallest, {smallest.layers} "
                          f"layer(s) with embedding rank {smallest.rank}, is about {smallest.estimated_mb:.1f} MB)")
     best = max(fitting, key=lambda s: s.score)
-    listing = [{"layers": list(c.layers), "score": round(c.score, 5)} for c in choices[best.layers][:LISTED_CANDIDATES]]
     return {
         "layers": list(best.subset), "rank": best.rank,
-        "layer_choice": {"method": "measured", "candidates": listing, "scored": len(choices[best.layers]),
-                         "metric": _metric_name(t.task)},
+        "layer_choice": _choice_record(choices[best.layers], n, t.task),
         "search": {"max_mb": settings["max_mb"], "embedding_bits": bits, "chosen": best.as_dict(),
                    "candidates": [s.as_dict() for s in measured],
                    "pareto": [s.as_dict() for s in shape_search.pareto(measured)]},
     }
 
 
-def _metric_name(task: str) -> str:
-    return ("agreement with the teacher (minus 0.01 KL), untrained" if task == "text-classification"
-            else "mean cosine to the teacher, untrained")
+def _choice_record(ranked: list, teacher_layers: int, task: str) -> dict:
+    """The report's account of a measured layer choice: the best candidates, and where the evenly
+    spaced subset (the choice before issue #11) would have stood."""
+    depth = len(ranked[0].layers)
+    even = layers.pick_layers(teacher_layers, depth)
+    even_score = next((c.score for c in ranked if list(c.layers) == even), None)
+    metric = ("agreement with the teacher (minus 0.01 KL), untrained" if task == "text-classification"
+              else "mean cosine to the teacher, untrained")
+    return {"method": "measured", "scored": len(ranked), "metric": metric,
+            "candidates": [{"layers": list(c.layers), "score": round(c.score, 5)} for c in ranked[:LISTED_CANDIDATES]],
+            "evenly_spaced": {"layers": even, "score": None if even_score is None else round(even_score, 5)}}
 
 
 def _freeze_embedding_table(student, family: str) -> None:
