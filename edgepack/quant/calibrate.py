@@ -90,7 +90,10 @@ def onnx_quantizable(path: Path, full_integer: bool = False) -> dict[str, list[s
     """Layer name -> names of the nodes static quantisation would touch in that layer."""
     import onnx
 
-    graph = onnx.load(str(path), load_external_data=False).graph
+    return _quantizable(onnx.load(str(path), load_external_data=False).graph, full_integer)
+
+
+def _quantizable(graph, full_integer: bool) -> dict[str, list[str]]:
     weights = {i.name for i in graph.initializer}
     out: dict[str, list[str]] = {}
     for node in graph.node:
@@ -107,11 +110,13 @@ def onnx_quantizable(path: Path, full_integer: bool = False) -> dict[str, list[s
 
 
 def onnx_excluded_nodes(path: Path, exclude, full_integer: bool = False) -> list[str]:
-    nodes = []
-    found = onnx_quantizable(path, full_integer)
-    for layer, names in found.items():
-        nodes += [n for n in names if layer_names.matches(layer, n, exclude, set(found))]
-    return nodes
+    import onnx
+
+    # Which nodes the list names is decided over the whole graph (its layer names included), then
+    # narrowed to the ones quantisation would touch.
+    graph = onnx.load(str(path), load_external_data=False).graph
+    named = set(layer_names.onnx_nodes_matching((n.name for n in graph.node), exclude))
+    return [n for names in _quantizable(graph, full_integer).values() for n in names if n in named]
 
 
 class _Reader:

@@ -67,3 +67,11 @@ def matches(layer: str, node_name: str, patterns, layers=frozenset()) -> bool:
         if layer and f".{p}." in f".{layer}.":
             return True
     return False
+
+
+def onnx_nodes_matching(node_names, patterns) -> list[str]:
+    """The ONNX nodes (by name, in order) an exclude list names, by layer or by raw node-name substring;
+    the graph's own layer names are only matched as layers (see `matches`)."""
+    names = list(node_names)
+    layers = {onnx_layer(n) for n in names}
+    return [n for n in names if matches(onnx_layer(n), n, patterns, layers)]

@@ -59,8 +59,7 @@ def onnx_nodes_matching(path: Path, patterns) -> list[str]:
     if not patterns:
         return []
     graph = onnx.load(str(path), load_external_data=False).graph
-    layers = {layer_names.onnx_layer(n.name) for n in graph.node}
-    return [n.name for n in graph.node if layer_names.matches(layer_names.onnx_layer(n.name), n.name, patterns, layers)]
+    return layer_names.onnx_nodes_matching((n.name for n in graph.node), patterns)
 
 
 def quantize_onnx(src: Path, dst: Path, mode: str, per_channel: bool, exclude=(), calibration=None,
