@@ -109,7 +109,6 @@ def _load_factorised(cls, src: Path):
     from .student.embedding import rebuild_for_loading
 
     config = AutoConfig.from_pretrained(src, trust_remote_code=False, local_files_only=True)
-    config._attn_implementation = "eager"
     model = cls.from_config(config, trust_remote_code=False, attn_implementation="eager")
     rebuild_for_loading(model, family_for(config.model_type))
     state = load_file(str(src / "model.safetensors"))
