@@ -230,7 +230,7 @@ def run_build(b: Build, quick: bool, wait_max: float, keep_work: bool) -> dict:
                 "embedding_rank": info.get("embedding_rank"),
                 "vocab_size": info.get("vocab_size"),
                 "parameters": info.get("parameters"),
-                "distillation": {k: dist.get(k) for k in ("texts", "augmented_texts", "distilled_texts", "held_out_texts", "budget", "epochs")},
+                "distillation": {k: dist.get(k) for k in ("texts", "augmented_texts", "filled_texts", "distilled_texts", "held_out_texts", "budget", "epochs")},
                 "phases": [{k: ph.get(k) for k in ("steps", "best_step", "best_score", "stopped") if k in ph} for ph in dist.get("phases") or []],
             },
             "build_metrics": {f: {"largest_file_bytes": m.get("largest_file_bytes"),
@@ -509,6 +509,7 @@ def markdown(result: dict) -> str:
             f"distilled on {dist.get('distilled_texts'):,} texts, a sample of {dist.get('texts'):,} training texts"
             + (f" (from {b['texts']:,} --data sentences)" if b.get("texts") else "")
             + f" + {dist.get('augmented_texts'):,} augmented"
+            + (f" + {dist['filled_texts']:,} built-in general texts (fill)" if dist.get("filled_texts") else "")
             + (f", {phases}" if phases else "")
             + (f". **Other work ran alongside** ({len(busy)} process(es), load avg max {cont.get('loadavg_1m_max')}): its time is an over-estimate." if busy
                else f". Nothing else ran alongside (load avg max {cont.get('loadavg_1m_max')}).")

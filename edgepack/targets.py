@@ -64,6 +64,12 @@ class StudentSpec:
     # issue #11: > 0 factorises the word embeddings to this rank (SVD-initialised, trained), keeping the
     # teacher's whole vocabulary and tokenizer; 0 keeps the full table.
     embedding_rank: int = 0
+    # issue #11: train the word-embedding lookup table too (the full table, or the factorised table's
+    # lookup); false keeps it as initialised and trains only the factorisation's projection.
+    train_embeddings: bool = False
+    # issue #11: with --data smaller than the budget can use, fill the rest with the built-in general
+    # text (unlabelled; the teacher's outputs are its targets).
+    fill_text: bool = True
     # issue #11: the distillation budget. `steps` > 0 replaces `epochs` (reproducible); `minutes` > 0
     # bounds the wall clock of the whole student stage instead (teacher pass included); `--budget` overrides.
     steps: int = 0

@@ -164,3 +164,32 @@ def test_default_bundle_tokenises_exactly_as_the_teacher(real_bundle_ro):
     texts = ["Where is my parcel?", "naïve café ☕ 3.5kg", "Zyxwvut qwertyuiop!", "The bundle's tokenizer is the teacher's."]
     t, b = load_tokenizer(teacher_spec), load_tokenizer(bundle_spec)
     assert [e.ids for e in t.encode_batch(texts)] == [e.ids for e in b.encode_batch(texts)]
+
+
+@pytest.mark.parametrize("fill", [True, False])
+def test_a_small_data_set_is_filled_with_builtin_general_text_up_to_the_budget(tiny_classifier, tiny_labelled_data, tmp_path, fill):
+    """Issue #11: 16 labelled rows cannot use a 20-step budget (cap 20 x 8 / 2 = 80 texts); the rest is
+    unlabelled built-in general text, never a held-out text; `fill_text = false` turns it off."""
+    from edgepack.data import general_corpus
+
+    student = STUDENT.replace("layers = 2", "layers = 1").replace("epochs = 2", "steps = 20")
+    student = student.replace("vocab_prune = true", "vocab_prune = false") + f"fill_text = {str(fill).lower()}\n"
+    target = tmp_path / "cls.toml"
+    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,)) + student, encoding="utf-8")
+    ctx = edgepack.build(target=str(target), model=str(tiny_classifier), data=(str(tiny_labelled_data),), out=tmp_path / "b", cache_dir=tmp_path / "c")
+    d = ctx.student.info["distillation"]
+    if not fill:
+        assert d["filled_texts"] == 0 and d["distilled_texts"] == d["texts"] + d["augmented_texts"]
+        return
+    assert d["filled_texts"] > 0 and d["distilled_texts"] == 80
+    assert f"{d['filled_texts']} of them built-in general text" in (tmp_path / "b" / "report.md").read_text(encoding="utf-8")
+    general = set(general_corpus())
+    from edgepack.student.distil import _fill_texts
+
+    filled = _fill_texts(["a b c"], ["held out"], 10, seed=0)
+    assert len(filled) == 9 and set(filled) <= general and filled == _fill_texts(["a b c"], ["held out"], 10, seed=0)
+    assert _fill_texts(["x"] * 10, [], 10, seed=0) == [] and _fill_texts(["x"], [], None, seed=0) == []
+    line = next(iter(general))
+    for used, held in (([line], []), ([], [line])):
+        everything = _fill_texts(used, held, 10**6, seed=0)
+        assert line not in everything and len(everything) == len(general) - 1

@@ -323,3 +323,20 @@ def test_a_time_budget_bounds_the_student_stage_of_a_build(deep_tiny, distil_dat
     again = edgepack.build(target=str(target), model=str(deep_tiny), data=(str(distil_data),), out=tmp_path / "b2",
                            cache_dir=tmp_path / "cache", budget="4s")
     assert again.student.info["distillation"]["teacher_texts_per_second"] > 0
+
+
+@pytest.mark.parametrize("trained", [False, True])
+def test_train_embeddings_decides_whether_the_lookup_table_moves(session_dir, deep_tiny, distil_data, tmp_path, trained):
+    """`[student] train_embeddings`: false keeps the factorised table's lookup at its SVD initialisation
+    (only the projection trains); true trains it too."""
+    target = tmp_path / "t.toml"
+    target.write_text(tiny_target_toml(buckets=(16,), min_cosine_vs_student=0.98)
+                      + FULL_VOCAB_STUDENT + f"train_embeddings = {str(trained).lower()}\n", encoding="utf-8")
+    ctx = edgepack.build(target=str(target), model=str(deep_tiny), data=(str(distil_data),), out=tmp_path / "b",
+                         cache_dir=tmp_path / "c")
+    student = load_hf_model(ctx.student.dir, "sentence-embedding")
+    teacher = load_hf_model(deep_tiny, "sentence-embedding")
+    initial, _ = embedding.svd_factors(teacher.embeddings.word_embeddings.weight.data, 8)
+    lookup = student.embeddings.word_embeddings.lookup.weight.data
+    assert ctx.student.info["distillation"]["phases"][0]["best_step"] > 0  # trained weights shipped, not step 0
+    assert torch.allclose(lookup, initial, atol=1e-6) is not trained

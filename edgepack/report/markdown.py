@@ -139,7 +139,9 @@ def student_markdown(info: dict) -> list[str]:
         budget = dist.get("budget") or {}
         limit = f"{budget['seconds']:.0f} s" if budget.get("seconds") else f"{budget.get('steps')} steps"
         lines += ["", "## Distillation", "",
-                  f"{dist.get('distilled_texts', dist.get('texts'))} texts, budget {limit}; held-out score "
+                  f"{dist.get('distilled_texts', dist.get('texts'))} texts"
+                  + (f" ({dist['filled_texts']} of them built-in general text filling a small --data set)" if dist.get("filled_texts") else "")
+                  + f", budget {limit}; held-out score "
                   f"({dist.get('held_out_texts')} training texts never trained on) every {budget.get('eval_every')} steps. "
                   "The best checkpoint ships, step 0 included, so distillation never ends worse than it started.", "",
                   "| phase | steps run | stopped by | held-out score at step 0 | best | at step | curve (step: score) |",
