@@ -138,7 +138,9 @@ def manifest_for(ctx: BuildContext) -> dict:
         "output_dim": ctx.student.output_dim,
         "pooling": None if t.task == "text-classification" else {"mode": t.pooling, "normalize": t.normalize, "in_graph": True},
         "labels": list(t.labels),
-        "tokenizer": {"file": "tokenizer.json", "vocab": "vocab.txt", "max_length": max_length, **facts},
+        # vocab.txt is written for WordPiece and BPE ({token: id} vocabularies), not for Unigram's scored pieces.
+        "tokenizer": {"file": "tokenizer.json", "vocab": "vocab.txt" if (ctx.staging_dir / "vocab.txt").is_file() else None,
+                      "max_length": max_length, **facts},
         "artifacts": [
             {
                 "path": a.path,

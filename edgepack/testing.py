@@ -69,7 +69,7 @@ def tiny_bert(path, task: str = "sentence-embedding", seed: int = 0, layers: int
         ]))
         (path / "1_Pooling").mkdir(exist_ok=True)
         (path / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": hidden, "pooling_mode_mean_tokens": True}))
-        (path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64, "do_lower_case": False}))
+        (path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_length, "do_lower_case": False}))
     return path
 
 
@@ -150,7 +150,8 @@ FAMILY_TOKENIZERS = {"roberta": "bpe", "xlm-roberta": "unigram", "mpnet": "bpe",
 
 def tiny_model(path, family: str = "roberta", task: str = "sentence-embedding", tokenizer: str | None = None, seed: int = 0,
                layers: int = 2, hidden: int = 32, heads: int = 4, intermediate: int = 64, pooling: str = "mean",
-               dense: int = 0, normalize: bool = True, labels=("negative", "positive"), vocab_size: int = 1000) -> Path:
+               dense: int = 0, normalize: bool = True, labels=("negative", "positive"), vocab_size: int = 1000,
+               max_length: int = 64) -> Path:
     """A tiny seeded model of `family` (roberta, xlm-roberta, mpnet, bert, distilbert) with a tokenizer
     trained in code; a sentence-transformers layout (Pooling `pooling`, an optional Dense of `dense`
     outputs with Tanh, Normalize) for encoders, an *ForSequenceClassification with labels otherwise."""
@@ -165,7 +166,7 @@ def tiny_model(path, family: str = "roberta", task: str = "sentence-embedding", 
     if family == "distilbert":
         size = dict(dim=hidden, n_layers=layers, n_heads=heads, hidden_dim=intermediate)
     config = AutoConfig.for_model(family, vocab_size=tok.get_vocab_size(), **size,
-                                  max_position_embeddings=130, pad_token_id=tok.token_to_id("<pad>"),
+                                  max_position_embeddings=max(max_length, 128) + 2, pad_token_id=tok.token_to_id("<pad>"),
                                   bos_token_id=tok.token_to_id("<s>"), eos_token_id=tok.token_to_id("</s>"))
     if family in ("roberta", "xlm-roberta"):
         config.type_vocab_size = 1
@@ -180,7 +181,7 @@ def tiny_model(path, family: str = "roberta", task: str = "sentence-embedding", 
     model.eval().save_pretrained(path, safe_serialization=True)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
                                    pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>",
-                                   model_max_length=128)
+                                   model_max_length=max(max_length, 128))
     fast.save_pretrained(path)
     if task == "sentence-embedding":
         modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
@@ -204,5 +205,5 @@ def tiny_model(path, family: str = "roberta", task: str = "sentence-embedding", 
             modules.append({"idx": len(modules), "name": str(len(modules)), "path": f"{len(modules)}_Normalize",
                             "type": "sentence_transformers.models.Normalize"})
         (path / "modules.json").write_text(json.dumps(modules))
-        (path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64, "do_lower_case": False}))
+        (path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_length, "do_lower_case": False}))
     return path
