@@ -69,7 +69,7 @@ def tiny_bert(path, task: str = "sentence-embedding", seed: int = 0, layers: int
         ]))
         (path / "1_Pooling").mkdir(exist_ok=True)
         (path / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": hidden, "pooling_mode_mean_tokens": True}))
-        (path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_length, "do_lower_case": False}))
+        (path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64, "do_lower_case": False}))
     return path
 
 
