@@ -40,21 +40,22 @@ N_RANDOM = 1000
 
 @pytest.fixture(scope="module")
 def subword_bundles(tmp_path_factory, tiny_data):
-    """Teacher bundles (TFLite, buckets 16 and 128) of a tiny RoBERTa (BPE) and XLM-R (Unigram)."""
+    """Teacher bundles (TFLite, buckets 16 and 128) of a tiny RoBERTa (BPE), XLM-R (Unigram) and MPNet
+    (WordPiece with fairseq's <s> </s> specials, as all-mpnet-base-v2's)."""
     from edgepack.testing import tiny_model
 
     root = tmp_path_factory.mktemp("subword")
     target = root / "tflite.toml"
     target.write_text(tiny_target_toml(formats=("tflite",), buckets=(16, 128)))
     out = {}
-    for family, kind in (("roberta", "bpe"), ("xlm-roberta", "unigram")):
-        model = tiny_model(root / f"m-{kind}", family, max_length=128)
+    for family, kind in (("roberta", "bpe"), ("xlm-roberta", "unigram"), ("mpnet", "wordpiece")):
+        model = tiny_model(root / f"m-{kind}", family, tokenizer=kind, max_length=128)
         out[kind] = root / f"bundle-{kind}"
         edgepack.build(target=str(target), model=str(model), data=(str(tiny_data),), out=out[kind], cache_dir=root / "cache")
     return out
 
 
-@pytest.mark.parametrize("kind,model_type", [("bpe", "BPE"), ("unigram", "Unigram")])
+@pytest.mark.parametrize("kind,model_type", [("bpe", "BPE"), ("unigram", "Unigram"), ("wordpiece", "WordPiece")])
 def test_java_port_matches_hugging_face_ids(kind, model_type, subword_bundles, java_classes, tmp_path):  # noqa: F811
     bundle = subword_bundles[kind]
     manifest = json.loads((bundle / "edgepack.json").read_text(encoding="utf-8"))

@@ -49,8 +49,8 @@ min_agreement_vs_teacher = 0.3
 min_agreement_vs_student = 0.9
 """
 
-FAMILIES = ("roberta", "xlm-roberta", "mpnet")
-TOKENIZER = {"roberta": "BPE", "xlm-roberta": "Unigram", "mpnet": "BPE"}
+FAMILIES = ("roberta", "xlm-roberta", "mpnet", "bert", "distilbert")
+TOKENIZER = {"roberta": "BPE", "xlm-roberta": "Unigram", "mpnet": "BPE", "bert": "WordPiece", "distilbert": "WordPiece"}
 
 
 def android_tiny(tmp_path, heads_keep=0.5) -> str:
@@ -138,13 +138,17 @@ def test_bundle_runs_through_the_python_runtime_like_the_teacher(name, family_bu
 def test_truncated_positions_keep_the_outputs(family, family_models):
     """RoBERTa-style position ids start at padding_idx + 1: a table cut to max_length real positions
     keeps those rows too, so a full-length input gives the teacher's output exactly."""
+    from edgepack.families import position_offset
     from edgepack.modeling import load_hf_model, wrap
     from edgepack.student.layers import layer_subset, truncate_positions
 
     teacher = load_hf_model(family_models[family], "sentence-embedding")
     student = layer_subset(teacher, family, [0, 1])
     truncate_positions(student, family, 40)
-    assert student.config.max_position_embeddings == 42  # 40 positions after <pad> (id 1) and row 0
+    # RoBERTa, XLM-R, MPNet: 40 positions after row 0 and <pad> (id 1); BERT, DistilBERT: 40 rows.
+    offset = position_offset(family, teacher.config.to_dict())
+    assert offset == (2 if TOKENIZER[family] != "WordPiece" else 0)
+    assert getattr(student.config, "max_position_embeddings") == 40 + offset
     ids = torch.randint(5, 900, (2, 40))
     mask = torch.ones_like(ids)
     with torch.no_grad():
@@ -161,6 +165,22 @@ def test_mpnet_head_pruning_is_refused_in_one_line(family_models, tmp_path, tiny
     assert lines == ["error: head pruning is not supported for MPNet models: its relative position bias is shared by all layers "
                      "and has one column per head"]
     assert "Traceback" not in result.output
+
+
+def test_vocabulary_pruning_of_a_wordpiece_mpnet_keeps_its_padding_id(tmp_path, tiny_data, cache_dir):
+    """WordPiece vocabularies can be pruned in any family; fairseq's specials (and <pad> at id 1, where
+    MPNet counts positions from) keep their ids."""
+    from edgepack.testing import tiny_model
+
+    model = tiny_model(tmp_path / "m", "mpnet", tokenizer="wordpiece", hidden=64)
+    target = tmp_path / "vp.toml"
+    target.write_text(ANDROID_TINY.format(heads_keep=1.0).replace("[student]", "[student]\nvocab_prune = true\nvocab_size = 600"))
+    out = tmp_path / "out"
+    edgepack.build(target=str(target), model=str(model), data=(str(tiny_data),), out=out, cache_dir=cache_dir)
+    m = json.loads((out / "edgepack.json").read_text())
+    assert m["tokenizer"]["type"] == "WordPiece" and m["tokenizer"]["vocab_size"] == 600 < 1000
+    assert (m["tokenizer"]["cls_id"], m["tokenizer"]["pad_id"], m["tokenizer"]["sep_id"]) == (0, 1, 2)
+    assert check(out) == 0
 
 
 @pytest.mark.parametrize("family,kind", [("roberta", "BPE"), ("xlm-roberta", "Unigram")])

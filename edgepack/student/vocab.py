@@ -130,6 +130,13 @@ def shrink_word_embeddings(model, family: str, vocab_plan: VocabPlan) -> None:
     """Keep only the planned rows of the word-embedding matrix (order = new ids)."""
     fam = FAMILIES[family]
     emb = get_attr(model.base_model, fam.word_embeddings)
+    pad = getattr(emb, "padding_idx", None)
+    if fam.positions_after_padding and pad is not None and vocab_plan.old_to_new().get(pad) != pad:
+        # RoBERTa-style position ids are counted from padding_idx (families.position_offset); a moved
+        # <pad> would shift every position. Specials come first in fairseq vocabularies, so this is rare.
+        from ..errors import ModelError
+
+        raise ModelError(f"vocabulary pruning is not supported for this {fam.name} vocabulary: it would move the padding token (id {pad})")
     index = torch.tensor(vocab_plan.keep_ids, dtype=torch.long)
     new = torch.nn.Embedding(len(index), emb.embedding_dim, padding_idx=None)
     new.weight.data.copy_(emb.weight.data.index_select(0, index))
