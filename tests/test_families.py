@@ -50,6 +50,8 @@ min_agreement_vs_student = 0.9
 """
 
 FAMILIES = ("roberta", "xlm-roberta", "mpnet", "bert", "distilbert")
+CLASSIFIERS = ("roberta", "xlm-roberta", "mpnet")
+BUNDLES = FAMILIES + tuple(f"{f}-classifier" for f in CLASSIFIERS)
 TOKENIZER = {"roberta": "BPE", "xlm-roberta": "Unigram", "mpnet": "BPE", "bert": "WordPiece", "distilbert": "WordPiece"}
 
 
@@ -64,7 +66,8 @@ def family_models(session_dir):
     from edgepack.testing import tiny_model
 
     models = {f: tiny_model(session_dir / f"tiny-{f}", f, hidden=64) for f in FAMILIES}
-    models["roberta-classifier"] = tiny_model(session_dir / "tiny-roberta-cls", "roberta", task="text-classification", hidden=64)
+    for family in CLASSIFIERS:
+        models[f"{family}-classifier"] = tiny_model(session_dir / f"tiny-{family}-cls", family, task="text-classification", hidden=64)
     return models
 
 
@@ -75,7 +78,7 @@ def family_bundles(session_dir, family_models, cache_dir, tiny_labelled_data):
     for name, model in family_models.items():
         data = (str(tiny_labelled_data),) if name.endswith("classifier") else ()
         # MPNet cannot prune heads (test_mpnet_head_pruning_is_refused_in_one_line); FFN pruning it can.
-        heads = 1.0 if name == "mpnet" else 0.5
+        heads = 1.0 if name.startswith("mpnet") else 0.5
         teacher = session_dir / f"bundle-{name}-x86"
         edgepack.build(target="x86-64", model=str(model), data=data, out=teacher, cache_dir=cache_dir)
         student = session_dir / f"bundle-{name}-android"
@@ -88,7 +91,7 @@ def check(bundle) -> int:
     return CliRunner().invoke(main, ["check", str(bundle)]).exit_code
 
 
-@pytest.mark.parametrize("name", FAMILIES + ("roberta-classifier",))
+@pytest.mark.parametrize("name", BUNDLES)
 def test_family_builds_teacher_and_student_bundles_that_pass_check_and_fail_on_a_changed_byte(name, family_bundles, tmp_path):
     import shutil
 
@@ -106,13 +109,13 @@ def test_family_builds_teacher_and_student_bundles_that_pass_check_and_fail_on_a
         assert m["task"] == ("text-classification" if name.endswith("classifier") else "sentence-embedding")
 
 
-@pytest.mark.parametrize("name", FAMILIES + ("roberta-classifier",))
+@pytest.mark.parametrize("name", BUNDLES)
 def test_student_uses_every_student_feature_the_family_supports(name, family_bundles):
     m = json.loads((family_bundles[name][1] / "edgepack.json").read_text())
     s = m["student"]
     assert s["strategy"] == "distil" and len(s["teacher_layers_kept"]) == 1  # a measured layer subset
     assert s["embedding_rank"] == 32 and s["ffn"] == 32  # low-rank table, FFN 64 -> 32
-    assert s["heads_per_layer"] == ([4] if name == "mpnet" else [2])
+    assert s["heads_per_layer"] == ([4] if name.startswith("mpnet") else [2])
     assert {a["format"] for a in m["artifacts"]} == {"onnx", "tflite"}
     assert {a["precision"] for a in m["artifacts"]} == {"int8 (embeddings int4)"}
 
