@@ -25,6 +25,7 @@ from edgepack.testing import tiny_target_toml
 SUBWORD_TRICKY = (
     "<s> hi </s><mask>x <pad> <unk><s></s>",
     "a<s>b  <mask>  c",
+    "x <unk>  y\t<mask>\u3000<unk>\n<mask><mask>  <unk><unk> z",
     "it's don't we're I've I'm you'll he'd 'S 'LL '",
     "tabs\tand\nnewlines\r\n  and   runs    of spaces   ",
     "   leading and trailing   ",
@@ -48,14 +49,22 @@ def subword_bundles(tmp_path_factory, tiny_data):
     target = root / "tflite.toml"
     target.write_text(tiny_target_toml(formats=("tflite",), buckets=(16, 128)))
     out = {}
-    for family, kind in (("roberta", "bpe"), ("xlm-roberta", "unigram"), ("mpnet", "wordpiece")):
-        model = tiny_model(root / f"m-{kind}", family, tokenizer=kind, max_length=128)
+    for family, kind in (("roberta", "bpe"), ("xlm-roberta", "unigram"), ("mpnet", "wordpiece"), ("roberta", "bpe-strip")):
+        model = tiny_model(root / f"m-{kind}", family, tokenizer=kind.split("-")[0], max_length=128)
+        if kind == "bpe-strip":
+            # As roberta-base's own tokenizer.json: "<mask>" takes the spaces before it (lstrip); here
+            # "<unk>" also takes those after it (rstrip), so both paths of the port are exercised.
+            spec = json.loads((model / "tokenizer.json").read_text(encoding="utf-8"))
+            for tok in spec["added_tokens"]:
+                tok["lstrip"] = tok["content"] == "<mask>"
+                tok["rstrip"] = tok["content"] == "<unk>"
+            (model / "tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
         out[kind] = root / f"bundle-{kind}"
         edgepack.build(target=str(target), model=str(model), data=(str(tiny_data),), out=out[kind], cache_dir=root / "cache")
     return out
 
 
-@pytest.mark.parametrize("kind,model_type", [("bpe", "BPE"), ("unigram", "Unigram"), ("wordpiece", "WordPiece")])
+@pytest.mark.parametrize("kind,model_type", [("bpe", "BPE"), ("unigram", "Unigram"), ("wordpiece", "WordPiece"), ("bpe-strip", "BPE")])
 def test_java_port_matches_hugging_face_ids(kind, model_type, subword_bundles, java_classes, tmp_path):  # noqa: F811
     bundle = subword_bundles[kind]
     manifest = json.loads((bundle / "edgepack.json").read_text(encoding="utf-8"))

@@ -7,6 +7,7 @@ import java.util.List;
 /**
  * Added tokens ("[MASK]", "&lt;s&gt;", …) are matched in the raw text before normalisation, leftmost-longest,
  * as Hugging Face does for tokens that are not normalised; the text between them is tokenised on its own.
+ * A token with lstrip/rstrip also takes the whitespace before/after it.
  */
 final class AddedTokens {
     private final List<TokenizerSpec.AddedToken> longestFirst;
@@ -29,9 +30,19 @@ final class AddedTokens {
                 if (!t.content.isEmpty() && text.startsWith(t.content, i)) { hit = t; break; }
             }
             if (hit == null) { i++; continue; }
-            if (i > start) out.add(text.substring(start, i));
+            // lstrip/rstrip: the token's span takes the whitespace run before/after it (Rust's
+            // space_leftmost_at_end / space_rightmost_at_start; never text an earlier token already took).
+            int from = i;
+            if (hit.lstrip) {
+                while (from > start && WordPieceTokenizer.isWhitespace(text.codePointBefore(from))) from -= Character.charCount(text.codePointBefore(from));
+            }
+            int to = i + hit.content.length();
+            if (hit.rstrip) {
+                while (to < text.length() && WordPieceTokenizer.isWhitespace(text.codePointAt(to))) to += Character.charCount(text.codePointAt(to));
+            }
+            if (from > start) out.add(text.substring(start, from));
             out.add(hit.id);
-            i += hit.content.length();
+            i = to;
             start = i;
         }
         if (start < text.length()) out.add(text.substring(start));

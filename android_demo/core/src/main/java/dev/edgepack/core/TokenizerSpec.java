@@ -41,10 +41,19 @@ public final class TokenizerSpec {
     public static final class AddedToken {
         public final String content;
         public final int id;
+        /** The token also takes the whitespace before (lstrip) or after (rstrip) it: RoBERTa's and XLM-R's "<mask>". */
+        public final boolean lstrip;
+        public final boolean rstrip;
 
         public AddedToken(String content, int id) {
+            this(content, id, false, false);
+        }
+
+        public AddedToken(String content, int id, boolean lstrip, boolean rstrip) {
             this.content = content;
             this.id = id;
+            this.lstrip = lstrip;
+            this.rstrip = rstrip;
         }
     }
 
@@ -133,12 +142,14 @@ public final class TokenizerSpec {
         for (Object o : Json.arr(raw, "tokenizer.added_tokens")) {
             Map<String, Object> a = Json.obj(o, "tokenizer.added_tokens[]");
             String content = Json.str(a.get("content"), "added_tokens[].content");
-            // Hugging Face can strip spaces around, or normalise before matching, an added token; BERT's
-            // special tokens do neither. Refuse rather than tokenise differently from the build.
-            for (String flag : new String[] {"normalized", "lstrip", "rstrip", "single_word"}) {
+            // Hugging Face can also normalise the text before matching an added token, or match it only as a
+            // whole word; no special token of the supported families does. Refuse rather than tokenise
+            // differently from the build. (lstrip/rstrip are honoured: AddedTokens.)
+            for (String flag : new String[] {"normalized", "single_word"}) {
                 if (Json.bool(a.get(flag), false)) throw unsupported("added token " + content + " with " + flag, "true");
             }
-            out.add(new AddedToken(content, (int) Json.integer(a.get("id"), "added_tokens[].id")));
+            out.add(new AddedToken(content, (int) Json.integer(a.get("id"), "added_tokens[].id"),
+                    Json.bool(a.get("lstrip"), false), Json.bool(a.get("rstrip"), false)));
         }
         return out;
     }
