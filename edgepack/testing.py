@@ -111,10 +111,13 @@ def corpus_lines() -> list[str]:
 def train_tokenizer(kind: str, vocab_size: int = 1000):
     """A `tokenizers.Tokenizer` trained on the built-in corpus with the library's own trainers:
     "bpe" byte-level BPE as RoBERTa's, "unigram" SentencePiece Unigram (Metaspace) as XLM-R's,
-    "wordpiece" BERT's pipeline with fairseq's special tokens (as MPNet's)."""
+    "wordpiece" BERT's pipeline with fairseq's special tokens (as MPNet's), "sentencepiece" a real
+    SentencePiece model converted as Hugging Face converts XLM-R's (Precompiled normaliser)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
     specials = list(FAIRSEQ_SPECIALS)
+    if kind == "sentencepiece":
+        return _sentencepiece_xlmr()
     if kind == "bpe":
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -143,6 +146,24 @@ def train_tokenizer(kind: str, vocab_size: int = 1000):
         tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
                                                            special_tokens=[("<s>", bos), ("</s>", eos)])
     return tok
+
+
+def _sentencepiece_xlmr():
+    """A SentencePiece Unigram model trained on the built-in corpus (the `sentencepiece` package, nmt_nfkc
+    rules), converted by transformers' XLM-R converter: the pipeline real XLM-R checkpoints ship
+    (Precompiled + Strip + Replace normalisers, Metaspace, <mask> lstrip and normalised)."""
+    import io
+    import tempfile
+
+    import sentencepiece as spm
+    from transformers import XLMRobertaTokenizerFast
+
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(corpus_lines()), model_writer=buf, vocab_size=1000,
+                                   model_type="unigram", character_coverage=1.0, minloglevel=2, num_threads=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "spm.model").write_bytes(buf.getvalue())
+        return XLMRobertaTokenizerFast(vocab_file=str(Path(tmp) / "spm.model")).backend_tokenizer
 
 
 FAMILY_TOKENIZERS = {"roberta": "bpe", "xlm-roberta": "unigram", "mpnet": "bpe", "bert": "wordpiece", "distilbert": "wordpiece"}

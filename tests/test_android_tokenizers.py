@@ -122,3 +122,20 @@ def test_unigram_bundle_has_no_vocab_txt_and_the_manifest_says_so(subword_bundle
     bpe = json.loads((subword_bundles["bpe"] / "edgepack.json").read_text(encoding="utf-8"))
     assert bpe["tokenizer"]["vocab"] == "vocab.txt"
     assert bpe["files"]["tokenizer.json"]["sha256"] == hashlib.sha256((subword_bundles["bpe"] / "tokenizer.json").read_bytes()).hexdigest()
+
+
+def test_real_xlmr_pipeline_is_refused_in_one_line(java_classes, tmp_path, tiny_data):  # noqa: F811
+    """XLM-R's own tokenizer.json normalises with SentencePiece's Precompiled charsmap (grapheme-wise, as
+    the Rust crate does), which the Java core does not implement: opening such a bundle names it."""
+    pytest.importorskip("sentencepiece")
+    from edgepack.testing import tiny_model
+
+    model = tiny_model(tmp_path / "m", "xlm-roberta", tokenizer="sentencepiece")
+    target = tmp_path / "tflite.toml"
+    target.write_text(tiny_target_toml(formats=("tflite",), buckets=(16,)))
+    out = tmp_path / "bundle"
+    edgepack.build(target=str(target), model=str(model), data=(str(tiny_data),), out=out, cache_dir=tmp_path / "cache")
+    write_cases(out, tmp_path / "cases.json")
+    rc, _, failed, out_text = run_core(java_classes, tmp_path / "cases.json")
+    assert rc == 1 and failed >= 1
+    assert "open bundle: dev.edgepack.core.BundleException: tokenizer normalizer 'Precompiled' is not supported by the Java Unigram tokenizer" in out_text, out_text

@@ -10,6 +10,7 @@ subset, low-rank embeddings, head and FFN pruning); both pass `check` and fail i
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -320,3 +321,24 @@ def test_distilled_student_keeps_the_teachers_dense_projection(tmp_path, tiny_da
     assert got.shape == (2, 16)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-3)
     assert check(out) == 0
+
+
+def test_xlmr_with_a_real_sentencepiece_tokenizer_builds_and_the_java_core_refuses_it_in_one_line(tmp_path, tiny_data, cache_dir):
+    """A SentencePiece model converted as transformers converts XLM-R's (Precompiled normaliser): the Python
+    runtime tokenises with `tokenizers` as the teacher does, so teacher and student bundles build and pass
+    check; the Java core does not implement Precompiled yet and says so when opening the bundle."""
+    pytest.importorskip("sentencepiece")
+    from edgepack.testing import tiny_model
+
+    model = tiny_model(tmp_path / "m", "xlm-roberta", tokenizer="sentencepiece", hidden=64)
+    for target in ("x86-64", android_tiny(tmp_path)):
+        out = tmp_path / f"out-{Path(target).stem}"
+        edgepack.build(target=target, model=str(model), data=(str(tiny_data),), out=out, cache_dir=cache_dir)
+        m = json.loads((out / "edgepack.json").read_text())
+        assert m["tokenizer"]["type"] == "Unigram" and m["tokenizer"]["normalizers"] == ["Precompiled", "Strip", "Replace"]
+        assert m["tokenizer"]["vocab_size"] == 1002 and m["tokenizer"]["pad_id"] == 1
+        assert check(out) == 0
+    ids = edgepack.load_bundle(out).encode(["Ａ\u0301b a <mask> b"])[0]
+    from tokenizers import Tokenizer
+
+    assert ids == Tokenizer.from_file(str(model / "tokenizer.json")).encode("Ａ\u0301b a <mask> b").ids
