@@ -69,13 +69,19 @@ def _hub_cache_path(repo_id: str) -> Path | None:
         return None
 
 
+def module_kind(module: dict) -> str:
+    """A modules.json entry's class name: sentence-transformers < 5 writes `sentence_transformers.models.Pooling`,
+    5.x `sentence_transformers.sentence_transformer.modules.pooling.Pooling`; the class name is the same."""
+    return str(module.get("type", "")).rsplit(".", 1)[-1]
+
+
 def weights_dir(path: Path) -> Path:
     """sentence-transformers keeps the transformer in a sub-folder named by modules.json."""
     modules = path / "modules.json"
     if modules.is_file():
         try:
             for mod in json.loads(modules.read_text()):
-                if mod.get("type", "").endswith("models.Transformer") and mod.get("path"):
+                if module_kind(mod) == "Transformer" and mod.get("path"):
                     return path / mod["path"]
         except (ValueError, AttributeError):
             raise ModelError(f"{modules}: not valid JSON") from None
@@ -163,6 +169,22 @@ DENSE_ACTIVATIONS = {
 POOLING_MODES = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean", "pooling_mode_max_tokens": "max"}
 
 
+def _pooling_mode(pcfg: Path, p: dict) -> str:
+    """One of mean, cls, max from a Pooling config: sentence-transformers < 5 sets `pooling_mode_*_tokens`
+    flags, 5.x writes `"pooling_mode": "mean"` (or a list of modes, concatenated)."""
+    if "pooling_mode" in p:
+        given = p["pooling_mode"]
+        modes = [given] if isinstance(given, str) else list(given or [])
+        modes = [{"cls_token": "cls", "mean_tokens": "mean", "max_tokens": "max"}.get(str(x), str(x)) for x in modes]
+        others = [x for x in modes if x not in ("mean", "cls", "max")]
+    else:
+        modes = [mode for key, mode in POOLING_MODES.items() if p.get(key)]
+        others = [k for k, v in p.items() if k.startswith("pooling_mode_") and v and k not in POOLING_MODES]
+    if others or len(modes) > 1:
+        raise ModelError(f"{pcfg}: pooling {', '.join(dict.fromkeys(others + modes))}: only one of mean, CLS or max pooling is supported")
+    return modes[0] if modes else "mean"
+
+
 def _pooling(path: Path, task: str) -> tuple[str, bool, tuple[Path, ...]]:
     """(mode, normalize, Dense module directories) from sentence-transformers' modules.json; a plain
     encoder gets mean + L2 norm, the sentence-transformers default."""
@@ -171,22 +193,17 @@ def _pooling(path: Path, task: str) -> tuple[str, bool, tuple[Path, ...]]:
     pooling, dense, normalize = "mean", [], False
     modules = json.loads((path / "modules.json").read_text())
     for m in modules:
-        kind = m.get("type", "")
+        kind = module_kind(m)
         mdir = path / m.get("path", "")
-        if kind.endswith("models.Transformer"):
+        if kind == "Transformer":
             continue
-        if kind.endswith("models.Normalize"):
+        if kind == "Normalize":
             normalize = True
-        elif kind.endswith("models.Pooling"):
+        elif kind == "Pooling":
             pcfg = mdir / "config.json"
             if pcfg.is_file():
-                p = _read_json(pcfg)
-                modes = [mode for key, mode in POOLING_MODES.items() if p.get(key)]
-                others = [k for k, v in p.items() if k.startswith("pooling_mode_") and v and k not in POOLING_MODES]
-                if others or len(modes) > 1:
-                    raise ModelError(f"{pcfg}: pooling {', '.join(others + modes)}: only one of mean, CLS or max pooling is supported")
-                pooling = modes[0] if modes else "mean"
-        elif kind.endswith("models.Dense"):
+                pooling = _pooling_mode(pcfg, _read_json(pcfg))
+        elif kind == "Dense":
             if normalize:
                 raise ModelError(f"{path / 'modules.json'}: a Dense module after Normalize is not supported")
             cfg = _read_json(mdir / "config.json")
@@ -197,7 +214,7 @@ def _pooling(path: Path, task: str) -> tuple[str, bool, tuple[Path, ...]]:
                 raise ModelError(f"{mdir}: the Dense module has no model.safetensors (edgepack loads no pickle weights)")
             dense.append(mdir)
         elif task == "sentence-embedding":
-            raise ModelError(f"{path / 'modules.json'}: module {kind or '?'} is not supported (Transformer, Pooling, Dense, Normalize)")
+            raise ModelError(f"{path / 'modules.json'}: module {m.get('type') or '?'} is not supported (Transformer, Pooling, Dense, Normalize)")
     return pooling, normalize, tuple(dense)
 
 

@@ -267,6 +267,29 @@ def test_bundle_matches_sentence_transformers(family, pooling, dense, normalize,
             np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("family,pooling,dense", [("mpnet", "mean", 24), ("xlm-roberta", "max", 0), ("roberta", "cls", 8)])
+def test_a_model_saved_by_sentence_transformers_5_builds_the_same(family, pooling, dense, tmp_path, tiny_data, cache_dir):
+    """sentence-transformers 5.x writes new module type names (`...modules.pooling.Pooling`) and
+    `"pooling_mode": "max"` instead of the `pooling_mode_*_tokens` flags: read the same way."""
+    from sentence_transformers import SentenceTransformer
+
+    from edgepack.teacher import inspect_model_dir
+    from edgepack.testing import tiny_model
+
+    st = SentenceTransformer(str(tiny_model(tmp_path / "m", family, pooling=pooling, dense=dense)), device="cpu")
+    st.save(str(tmp_path / "saved"))
+    types = [m["type"] for m in json.loads((tmp_path / "saved" / "modules.json").read_text())]
+    assert not any(t.startswith("sentence_transformers.models.") for t in types), types  # the 5.x layout
+    t = inspect_model_dir(tmp_path / "saved")
+    assert (t.pooling, t.normalize, len(t.dense)) == (pooling, True, 1 if dense else 0)
+    target = tmp_path / "fp32.toml"
+    target.write_text(FP32_TOML)
+    out = tmp_path / "bundle"
+    edgepack.build(target=str(target), model=str(tmp_path / "saved"), data=(str(tiny_data),), out=out, cache_dir=cache_dir)
+    texts = st_texts()
+    np.testing.assert_allclose(edgepack.load_bundle(out)(texts), st.encode(texts, convert_to_numpy=True), atol=1e-5)
+
+
 def test_unsupported_sentence_transformers_modules_are_one_line(tmp_path):
     from edgepack.errors import ModelError
     from edgepack.teacher import inspect_model_dir
@@ -281,6 +304,9 @@ def test_unsupported_sentence_transformers_modules_are_one_line(tmp_path):
     pcfg = model / "1_Pooling" / "config.json"
     pcfg.write_text(json.dumps({"pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": True}))
     with pytest.raises(ModelError, match="only one of mean, CLS or max pooling is supported"):
+        inspect_model_dir(model)
+    pcfg.write_text(json.dumps({"pooling_mode": "lasttoken"}))  # the sentence-transformers 5.x form
+    with pytest.raises(ModelError, match="pooling lasttoken: only one of mean, CLS or max pooling is supported"):
         inspect_model_dir(model)
 
 
