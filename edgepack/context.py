@@ -14,11 +14,13 @@ class Teacher:
     path: Path  # local HF directory
     task: str  # sentence-embedding | text-classification
     family: str  # key into families.FAMILIES
-    pooling: str  # mean | cls (embeddings only)
+    pooling: str  # mean | cls | max (embeddings only)
     normalize: bool
     labels: tuple[str, ...]  # classifiers only
     max_length: int
     description: str
+    # sentence-transformers Dense modules after pooling, in order (their directories; issue #13)
+    dense: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ instead of hard-coding `model.encoder.layer` in several places.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -30,6 +31,13 @@ class Family:
     position_embeddings: str = "embeddings.position_embeddings"
     max_positions_key: str = "max_position_embeddings"
     vocab_key: str = "vocab_size"
+    # Added for issue #13 (RoBERTa, XLM-R, MPNet).
+    name: str = ""  # how a one-line message names the family
+    # RoBERTa-style position ids start at padding_idx + 1 (fairseq's convention, kept by HF's
+    # create_position_ids_from_input_ids): a model of N positions has N + padding_idx + 1 rows.
+    positions_after_padding: bool = False
+    # Steps this family cannot take, with the reason: the build refuses them in one line (`require`).
+    cannot: tuple[tuple[str, str], ...] = ()
 
 
 BERT = Family(
@@ -47,6 +55,7 @@ BERT = Family(
     ffn_in="intermediate.dense",
     ffn_out="output.dense",
     uses_token_type_ids=True,
+    name="BERT",
 )
 
 DISTILBERT = Family(
@@ -64,10 +73,64 @@ DISTILBERT = Family(
     ffn_in="ffn.lin1",
     ffn_out="ffn.lin2",
     uses_token_type_ids=False,
+    name="DistilBERT",
+)
+
+# RoBERTa and XLM-RoBERTa are BERT's blocks with fairseq's position ids; their single token type
+# is all zeros, which the model builds itself, so it is not a graph input.
+ROBERTA = dataclasses.replace(BERT, model_types=("roberta",), uses_token_type_ids=False, name="RoBERTa",
+                              positions_after_padding=True)
+XLM_ROBERTA = dataclasses.replace(ROBERTA, model_types=("xlm-roberta",), name="XLM-RoBERTa")
+
+MPNET = Family(
+    model_types=("mpnet",),
+    layers="encoder.layer",
+    num_layers_key="num_hidden_layers",
+    num_heads_key="num_attention_heads",
+    hidden_key="hidden_size",
+    ffn_key="intermediate_size",
+    word_embeddings="embeddings.word_embeddings",
+    q="attention.attn.q",
+    k="attention.attn.k",
+    v="attention.attn.v",
+    attn_out="attention.attn.o",
+    ffn_in="intermediate.dense",
+    ffn_out="output.dense",
+    uses_token_type_ids=False,  # MPNet has no token types at all
+    name="MPNet",
+    positions_after_padding=True,  # padding_idx is fixed at 1, so positions start at 2
+    cannot=(
+        # MPNetEncoder computes one relative position bias [heads] shared by every layer, and HF's
+        # MPNetAttention.prune_heads does not slice it: a pruned layer would add the wrong heads' bias.
+        ("head pruning", "its relative position bias is shared by all layers and has one column per head"),
+    ),
 )
 
 # MiniLM checkpoints (all-MiniLM-L6-v2 among them) are model_type "bert".
-FAMILIES = {"bert": BERT, "distilbert": DISTILBERT}
+FAMILIES = {"bert": BERT, "distilbert": DISTILBERT, "roberta": ROBERTA, "xlm-roberta": XLM_ROBERTA, "mpnet": MPNET}
+
+
+def supported_names() -> str:
+    return ", ".join(["BERT", "MiniLM"] + [f.name for k, f in FAMILIES.items() if k != "bert"])
+
+
+def position_offset(family: str, config: dict) -> int:
+    """Position-table rows before the first real position: 0 for BERT, padding_idx + 1 for RoBERTa-style
+    models (MPNet's padding_idx is hard-coded to 1 in HF's MPNetEmbeddings)."""
+    if not FAMILIES[family].positions_after_padding:
+        return 0
+    pad = 1 if family == "mpnet" else config.get("pad_token_id", 1)
+    return int(pad if pad is not None else 1) + 1
+
+
+def require(family: str, step: str) -> None:
+    """Refuse, in one line naming the step and the family, a step this family cannot take."""
+    from .errors import ModelError
+
+    fam = FAMILIES[family]
+    for name, reason in fam.cannot:
+        if name == step:
+            raise ModelError(f"{step} is not supported for {fam.name} models: {reason}")
 
 
 def family_for(model_type: str) -> str | None:

@@ -29,25 +29,49 @@ def tool_versions() -> dict:
     return out
 
 
+def _special_ids(spec: dict, ids: dict) -> tuple:
+    """(cls_id, sep_id) the post-processor adds around a single text: BERT's [CLS]/[SEP], RoBERTa's <s>/</s>."""
+    post = spec.get("post_processor") or {}
+    for proc in [post] + list(post.get("processors") or []):
+        if isinstance(proc.get("cls"), list) and isinstance(proc.get("sep"), list):  # Bert/RobertaProcessing
+            return proc["cls"][1], proc["sep"][1]
+        single = proc.get("single")
+        if isinstance(single, list):  # TemplateProcessing: the specials before and after $A
+            names = [x.get("SpecialToken", {}).get("id") for x in single]
+            seq = [i for i, x in enumerate(single) if "Sequence" in x]
+            if seq and names[: seq[0]] and names[seq[0] + 1 :]:
+                return ids.get(names[seq[0] - 1]), ids.get(names[-1])
+    return ids.get("[CLS]"), ids.get("[SEP]")
+
+
 def tokenizer_facts(tokenizer_json: Path) -> dict:
-    """What a non-Python tokenizer (the Android app's Java WordPiece) needs to reproduce ours."""
+    """What a non-Python tokenizer (the Android app's Java WordPiece, byte-level BPE or Unigram) needs
+    to reproduce ours. Types and steps it does not implement are named, so it can refuse them."""
     spec = json.loads(tokenizer_json.read_text(encoding="utf-8"))
     norm = spec.get("normalizer") or {}
     model = spec.get("model") or {}
     vocab = model.get("vocab") or {}
+    # Unigram keeps [piece, score] pairs in id order; WordPiece and BPE a {token: id} map.
+    ids = {tok[0]: i for i, tok in enumerate(vocab)} if isinstance(vocab, list) else dict(vocab)
+    ids.update({a["content"]: a["id"] for a in spec.get("added_tokens") or []})
+    unk = model.get("unk_token", "[UNK]")
+    if model.get("type") == "Unigram":
+        unk = vocab[model["unk_id"]][0] if model.get("unk_id") is not None else None
+    cls_id, sep_id = _special_ids(spec, ids)
+    pad = (spec.get("padding") or {}).get("pad_token") or next((t for t in ("[PAD]", "<pad>") if t in ids), None)
     return {
         "type": model.get("type", ""),
         "lowercase": bool(norm.get("lowercase", False)),
         "strip_accents": norm.get("strip_accents"),  # null = follow lowercase (BERT rule)
         "handle_chinese_chars": bool(norm.get("handle_chinese_chars", True)),
         "clean_text": bool(norm.get("clean_text", True)),
-        "unk_token": model.get("unk_token", "[UNK]"),
+        "unk_token": unk,
         "continuing_subword_prefix": model.get("continuing_subword_prefix", "##"),
         "max_input_chars_per_word": model.get("max_input_chars_per_word", 100),
-        "cls_id": vocab.get("[CLS]"),
-        "sep_id": vocab.get("[SEP]"),
-        "pad_id": vocab.get("[PAD]", 0),
-        "unk_id": vocab.get(model.get("unk_token", "[UNK]")),
+        "cls_id": cls_id,
+        "sep_id": sep_id,
+        "pad_id": ids.get(pad, 0),
+        "unk_id": ids.get(unk) if unk is not None else None,
         "vocab_size": len(vocab),
         # The Java tokenizer refuses pipelines it does not implement instead of silently diverging.
         "normalizer": norm.get("type"),
@@ -58,7 +82,39 @@ def tokenizer_facts(tokenizer_json: Path) -> dict:
             {k: tok.get(k) for k in ("id", "content", "special", "normalized", "lstrip", "rstrip", "single_word")}
             for tok in spec.get("added_tokens") or []
         ],
+        # BPE and Unigram (issue #13): the ports read their merges and pieces from tokenizer.json
+        # itself; these are the settings they must honour, with the step that sets each.
+        **_subword_facts(spec),
     }
+
+
+def _subword_facts(spec: dict) -> dict:
+    model = spec.get("model") or {}
+    kind = model.get("type")
+    if kind not in ("BPE", "Unigram"):
+        return {}
+    pre = spec.get("pre_tokenizer") or {}
+    facts = {
+        "normalizers": [n.get("type") for n in _steps(spec.get("normalizer"))],
+        "pre_tokenizers": [{k: v for k, v in p.items() if k in ("type", "add_prefix_space", "use_regex", "trim_offsets",
+                                                                 "replacement", "prepend_scheme", "split")}
+                           for p in _steps(pre)],
+        "byte_fallback": bool(model.get("byte_fallback", False)),
+    }
+    if kind == "BPE":
+        facts.update({"dropout": model.get("dropout"), "fuse_unk": bool(model.get("fuse_unk", False)),
+                      "end_of_word_suffix": model.get("end_of_word_suffix"),
+                      "bpe_continuing_subword_prefix": model.get("continuing_subword_prefix"),
+                      "ignore_merges": bool(model.get("ignore_merges", False))})
+    return facts
+
+
+def _steps(component) -> list:
+    """A normalizer or pre-tokenizer as its list of steps (a Sequence's, or itself)."""
+    if not component:
+        return []
+    key = "normalizers" if "normalizers" in component else "pretokenizers"
+    return list(component.get(key) or []) if component.get("type") == "Sequence" else [component]
 
 
 def file_table(root: Path, skip=(MANIFEST,)) -> dict:
@@ -82,7 +138,9 @@ def manifest_for(ctx: BuildContext) -> dict:
         "output_dim": ctx.student.output_dim,
         "pooling": None if t.task == "text-classification" else {"mode": t.pooling, "normalize": t.normalize, "in_graph": True},
         "labels": list(t.labels),
-        "tokenizer": {"file": "tokenizer.json", "vocab": "vocab.txt", "max_length": max_length, **facts},
+        # vocab.txt is written for WordPiece and BPE ({token: id} vocabularies), not for Unigram's scored pieces.
+        "tokenizer": {"file": "tokenizer.json", "vocab": "vocab.txt" if (ctx.staging_dir / "vocab.txt").is_file() else None,
+                      "max_length": max_length, **facts},
         "artifacts": [
             {
                 "path": a.path,

@@ -15,7 +15,7 @@ import torch
 
 from .errors import ModelError
 from .families import FAMILIES
-from .teacher import weights_dir
+from .teacher import DENSE_ACTIVATIONS, weights_dir
 
 
 def model_inputs(input_ids, attention_mask, token_type_ids: bool, head_mask=None) -> dict:
@@ -33,19 +33,51 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
 
+def max_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """sentence-transformers' max pooling: padding set to -1e9 before the max, so it never wins."""
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m + (1.0 - m) * -1e9).max(dim=1).values
+
+
 def pooled(model, input_ids, attention_mask, pooling: str, token_type_ids: bool, head_mask=None) -> torch.Tensor:
     """The sentence embedding before normalisation: what distillation matches and the graph ships."""
     hidden = model(**model_inputs(input_ids, attention_mask, token_type_ids, head_mask)).last_hidden_state
-    return hidden[:, 0] if pooling == "cls" else mean_pool(hidden, attention_mask)
+    if pooling == "cls":
+        return hidden[:, 0]
+    return max_pool(hidden, attention_mask) if pooling == "max" else mean_pool(hidden, attention_mask)
+
+
+def load_dense(path: Path) -> torch.nn.Sequential:
+    """A sentence-transformers Dense module (config.json + model.safetensors: linear.weight/bias, then the
+    activation) as plain torch, safetensors only."""
+    import json
+
+    from safetensors.torch import load_file
+
+    try:
+        cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        linear = torch.nn.Linear(int(cfg["in_features"]), int(cfg["out_features"]), bias=bool(cfg.get("bias", True)))
+        state = load_file(str(path / "model.safetensors"))
+        linear.load_state_dict({k.removeprefix("linear."): v for k, v in state.items()}, strict=True)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelError(f"{path}: cannot load the Dense module ({type(exc).__name__}: {str(exc)[:200]})") from None
+    act = cfg.get("activation_function", "torch.nn.modules.activation.Tanh")  # sentence-transformers' default
+    return torch.nn.Sequential(linear, getattr(torch.nn, DENSE_ACTIVATIONS[act])()).eval()
 
 
 class EmbeddingHead(torch.nn.Module):
-    def __init__(self, model, pooling: str = "mean", normalize: bool = True, token_type_ids: bool = True):
+    def __init__(self, model, pooling: str = "mean", normalize: bool = True, token_type_ids: bool = True, dense=None):
         super().__init__()
         self.model, self.pooling, self.normalize, self.token_type_ids = model, pooling, normalize, token_type_ids
+        # Only registered when present: a model without Dense keeps exactly the graph (and TFLite
+        # tensor names) it had before issue #13.
+        if dense is not None:
+            self.dense = dense
 
     def forward(self, input_ids, attention_mask):
         emb = pooled(self.model, input_ids, attention_mask, self.pooling, self.token_type_ids)
+        if hasattr(self, "dense"):
+            emb = self.dense(emb)
         if self.normalize:
             emb = torch.nn.functional.normalize(emb, p=2.0, dim=-1)
         return emb
@@ -116,11 +148,14 @@ def _load_factorised(cls, src: Path):
     return model.eval()
 
 
-def wrap(model, task: str, family: str, pooling: str = "mean", normalize: bool = True) -> torch.nn.Module:
+def wrap(model, task: str, family: str, pooling: str = "mean", normalize: bool = True, dense=()) -> torch.nn.Module:
+    """The shipped head around `model`; `dense` are the sentence-transformers Dense module directories
+    (Teacher.dense), applied after pooling and before normalisation, as sentence-transformers does."""
     tti = FAMILIES[family].uses_token_type_ids
     if task == "text-classification":
         return ClassifierHead(model, token_type_ids=tti).eval()
-    return EmbeddingHead(model, pooling=pooling, normalize=normalize, token_type_ids=tti).eval()
+    projection = torch.nn.Sequential(*(load_dense(Path(d)) for d in dense)) if dense else None
+    return EmbeddingHead(model, pooling=pooling, normalize=normalize, token_type_ids=tti, dense=projection).eval()
 
 
 @torch.no_grad()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .context import Teacher
 from .errors import ModelError
-from .families import family_for
+from .families import family_for, position_offset, supported_names
 
 BUILTIN_NAME = "all-MiniLM-L6-v2"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -69,13 +69,19 @@ def _hub_cache_path(repo_id: str) -> Path | None:
         return None
 
 
+def module_kind(module: dict) -> str:
+    """A modules.json entry's class name: sentence-transformers < 5 writes `sentence_transformers.models.Pooling`,
+    5.x `sentence_transformers.sentence_transformer.modules.pooling.Pooling`; the class name is the same."""
+    return str(module.get("type", "")).rsplit(".", 1)[-1]
+
+
 def weights_dir(path: Path) -> Path:
     """sentence-transformers keeps the transformer in a sub-folder named by modules.json."""
     modules = path / "modules.json"
     if modules.is_file():
         try:
             for mod in json.loads(modules.read_text()):
-                if mod.get("type", "").endswith("models.Transformer") and mod.get("path"):
+                if module_kind(mod) == "Transformer" and mod.get("path"):
                     return path / mod["path"]
         except (ValueError, AttributeError):
             raise ModelError(f"{modules}: not valid JSON") from None
@@ -116,7 +122,7 @@ def inspect_model_dir(path: Path, task: str = "auto", allow_pickle: bool = False
     model_type = config.get("model_type", "")
     family = family_for(model_type)
     if family is None:
-        raise ModelError(f"{path}: unsupported architecture '{model_type or 'unknown'}' (supported: BERT, MiniLM, DistilBERT)")
+        raise ModelError(f"{path}: unsupported architecture '{model_type or 'unknown'}' (supported: {supported_names()})")
     archs = config.get("architectures") or []
     is_classifier = any(a.endswith("ForSequenceClassification") for a in archs)
     if task == "auto":
@@ -126,8 +132,9 @@ def inspect_model_dir(path: Path, task: str = "auto", allow_pickle: bool = False
         id2label = config.get("id2label") or {}
         n = int(config.get("num_labels", len(id2label) or 2))
         labels = tuple(str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(n))
-    pooling, normalize = _pooling(path, task)
-    max_length = int(config.get("max_position_embeddings", 512))
+    pooling, normalize, dense = _pooling(path, task)
+    # RoBERTa-style tables keep padding_idx + 1 rows before position 0 (514 rows = 512 tokens).
+    max_length = int(config.get("max_position_embeddings", 512)) - position_offset(family, config)
     if (path / "sentence_bert_config.json").is_file():
         max_length = min(max_length, int(_read_json(path / "sentence_bert_config.json").get("max_seq_length", max_length)))
     tok_cfg = wdir / "tokenizer_config.json"
@@ -147,27 +154,68 @@ def inspect_model_dir(path: Path, task: str = "auto", allow_pickle: bool = False
         labels=labels,
         max_length=max_length,
         description=f"{name or path.resolve().name} ({model_type}, {layers} layers)",
+        dense=dense,
     )
 
 
-def _pooling(path: Path, task: str) -> tuple[str, bool]:
-    """(mode, normalize) from sentence-transformers' modules.json; a plain encoder gets mean + L2 norm,
-    the sentence-transformers default."""
+# sentence-transformers Dense activations (config "activation_function") a graph can hold: name in torch.nn.
+DENSE_ACTIVATIONS = {
+    "torch.nn.modules.activation.Tanh": "Tanh",  # sentence-transformers' default
+    "torch.nn.modules.linear.Identity": "Identity",
+    "torch.nn.modules.activation.ReLU": "ReLU",
+    "torch.nn.modules.activation.GELU": "GELU",
+    "torch.nn.modules.activation.Sigmoid": "Sigmoid",
+}
+POOLING_MODES = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean", "pooling_mode_max_tokens": "max"}
+
+
+def _pooling_mode(pcfg: Path, p: dict) -> str:
+    """One of mean, cls, max from a Pooling config: sentence-transformers < 5 sets `pooling_mode_*_tokens`
+    flags, 5.x writes `"pooling_mode": "mean"` (or a list of modes, concatenated)."""
+    if "pooling_mode" in p:
+        given = p["pooling_mode"]
+        modes = [given] if isinstance(given, str) else list(given or [])
+        modes = [{"cls_token": "cls", "mean_tokens": "mean", "max_tokens": "max"}.get(str(x), str(x)) for x in modes]
+        others = [x for x in modes if x not in ("mean", "cls", "max")]
+    else:
+        modes = [mode for key, mode in POOLING_MODES.items() if p.get(key)]
+        others = [k for k, v in p.items() if k.startswith("pooling_mode_") and v and k not in POOLING_MODES]
+    if others or len(modes) > 1:
+        raise ModelError(f"{pcfg}: pooling {', '.join(dict.fromkeys(others + modes))}: only one of mean, CLS or max pooling is supported")
+    return modes[0] if modes else "mean"
+
+
+def _pooling(path: Path, task: str) -> tuple[str, bool, tuple[Path, ...]]:
+    """(mode, normalize, Dense module directories) from sentence-transformers' modules.json; a plain
+    encoder gets mean + L2 norm, the sentence-transformers default."""
     if not (path / "modules.json").is_file():
-        return "mean", task == "sentence-embedding"
-    pooling = "mean"
+        return "mean", task == "sentence-embedding", ()
+    pooling, dense, normalize = "mean", [], False
     modules = json.loads((path / "modules.json").read_text())
-    normalize = any(m.get("type", "").endswith("models.Normalize") for m in modules)
     for m in modules:
-        if m.get("type", "").endswith("models.Pooling"):
-            pcfg = path / m.get("path", "") / "config.json"
+        kind = module_kind(m)
+        mdir = path / m.get("path", "")
+        if kind == "Transformer":
+            continue
+        if kind == "Normalize":
+            normalize = True
+        elif kind == "Pooling":
+            pcfg = mdir / "config.json"
             if pcfg.is_file():
-                p = _read_json(pcfg)
-                if p.get("pooling_mode_cls_token"):
-                    pooling = "cls"
-                elif not p.get("pooling_mode_mean_tokens", True):
-                    raise ModelError(f"{pcfg}: only mean or CLS pooling is supported")
-    return pooling, normalize
+                pooling = _pooling_mode(pcfg, _read_json(pcfg))
+        elif kind == "Dense":
+            if normalize:
+                raise ModelError(f"{path / 'modules.json'}: a Dense module after Normalize is not supported")
+            cfg = _read_json(mdir / "config.json")
+            act = cfg.get("activation_function", "torch.nn.modules.activation.Tanh")
+            if act not in DENSE_ACTIVATIONS:
+                raise ModelError(f"{mdir}: Dense activation {act} is not supported (supported: {', '.join(DENSE_ACTIVATIONS.values())})")
+            if not (mdir / "model.safetensors").is_file():
+                raise ModelError(f"{mdir}: the Dense module has no model.safetensors (edgepack loads no pickle weights)")
+            dense.append(mdir)
+        elif task == "sentence-embedding":
+            raise ModelError(f"{path / 'modules.json'}: module {m.get('type') or '?'} is not supported (Transformer, Pooling, Dense, Normalize)")
+    return pooling, normalize, tuple(dense)
 
 
 def _check_safetensors_header(path: Path) -> None:

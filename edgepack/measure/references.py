@@ -17,7 +17,7 @@ def model_outputs(model_dir: Path, teacher: Teacher, texts, tokenizer, max_lengt
     """A model directory in torch fp32 with the teacher's head (pooling, normalisation or logits)."""
     from ..modeling import load_hf_model, run_torch, wrap
 
-    head = wrap(load_hf_model(model_dir, teacher.task, allow_pickle), teacher.task, teacher.family, teacher.pooling, teacher.normalize)
+    head = wrap(load_hf_model(model_dir, teacher.task, allow_pickle), teacher.task, teacher.family, teacher.pooling, teacher.normalize, teacher.dense)
     return run_torch(head, tokenizer, list(texts), max_length)
 
 

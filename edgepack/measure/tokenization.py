@@ -21,6 +21,14 @@ def _plain(spec: dict):
     return tok
 
 
+def unk_token(spec: dict) -> str | None:
+    """The unknown token of a tokenizer.json: WordPiece and BPE name it, Unigram gives its id."""
+    model = spec.get("model") or {}
+    if model.get("type") == "Unigram":
+        return model["vocab"][model["unk_id"]][0] if model.get("unk_id") is not None else None
+    return model.get("unk_token", "[UNK]" if model.get("type") == "WordPiece" else None)
+
+
 def coverage(teacher_json: dict, student_json: dict, texts) -> dict:
     """How the student's tokenizer treats `texts` compared with the teacher's.
 
@@ -33,14 +41,14 @@ def coverage(teacher_json: dict, student_json: dict, texts) -> dict:
     if not texts:
         return {"texts": 0}
     t_tok, s_tok = _plain(teacher_json), _plain(student_json)
-    t_vocab = {i: t for t, i in teacher_json["model"]["vocab"].items()}
-    s_vocab = student_json["model"]["vocab"]
-    unk = student_json["model"].get("unk_token", "[UNK]")
+    # Token strings from the encodings: WordPiece and BPE keep a {token: id} map, Unigram a list.
+    s_vocab = s_tok.get_vocab()
+    unk = unk_token(student_json)
     kept = total = same = s_total = s_unk = t_unk = 0
     for t_enc, s_enc in zip(t_tok.encode_batch(texts, add_special_tokens=False), s_tok.encode_batch(texts, add_special_tokens=False)):
         total += len(t_enc.ids)
-        kept += sum(t_vocab[i] in s_vocab for i in t_enc.ids)
-        t_unk += sum(t_vocab[i] == unk for i in t_enc.ids)
+        kept += sum(tok in s_vocab for tok in t_enc.tokens)
+        t_unk += sum(tok == unk for tok in t_enc.tokens)
         same += t_enc.tokens == s_enc.tokens
         s_total += len(s_enc.ids)
         s_unk += sum(tok == unk for tok in s_enc.tokens)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..cache import StageDir, hash_parts
+from ..cache import StageDir, hash_dir, hash_parts
 from ..context import Artifact, BuildContext
 from ..export import export_onnx, export_tflite, io_spec
 from ..modeling import load_hf_model, wrap
@@ -17,9 +17,9 @@ def run(ctx: BuildContext) -> BuildContext:
     torch.manual_seed(ctx.options.seed)
     t = ctx.teacher
     key = hash_parts("export-v1", ctx.student.info.get("hash") or str(ctx.student.dir), t.task,
-                     t.pooling, t.normalize, ctx.target.formats, ctx.target.sequence_buckets)
+                     t.pooling, t.normalize, [hash_dir(d) for d in t.dense], ctx.target.formats, ctx.target.sequence_buckets)
     stage = StageDir(ctx.work_dir, "export", key)
-    head = None if stage.done else wrap(load_hf_model(ctx.student.dir, t.task, ctx.options.allow_pickle), t.task, t.family, t.pooling, t.normalize)
+    head = None if stage.done else wrap(load_hf_model(ctx.student.dir, t.task, ctx.options.allow_pickle), t.task, t.family, t.pooling, t.normalize, t.dense)
     dim = _output_dim(head, stage.path)
     artifacts = []
     for fmt in ctx.target.formats:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from ..cache import hash_dir
 from ..context import Student, Teacher
+from ..families import require
 from ..teacher import weights_dir
 
 
@@ -24,3 +25,15 @@ def teacher_itself(teacher: Teacher) -> Student:
     # The hash keys the export cache by content: new weights at the same path must re-export.
     info = {"strategy": "teacher", "description": f"the teacher itself: {teacher.description}", "hash": hash_dir(path)}
     return Student(dir=path, tokenizer_dir=path, is_teacher=True, vocab_pruned=False, info=info)
+
+
+def refuse_unsupported_steps(teacher: Teacher, spec) -> None:
+    """One line naming the step and the family (or tokenizer) for a step the profile asks for but this
+    teacher cannot take (issue #13): MPNet's head pruning, vocabulary pruning of BPE/Unigram tokenizers."""
+    if spec.heads_keep < 1:
+        require(teacher.family, "head pruning")
+    if spec.vocab_prune:
+        from ..tokenizer import tokenizer_spec
+        from .vocab import require_prunable
+
+        require_prunable(tokenizer_spec(teacher.path))

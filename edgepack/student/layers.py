@@ -53,18 +53,22 @@ def truncate_positions(model, family: str, max_positions: int) -> None:
     """Drop position-embedding rows no input can reach (the bundle never exceeds max_positions)."""
     fam = FAMILIES[family]
     current = int(getattr(model.config, fam.max_positions_key))
-    if max_positions >= current:
+    embeddings = model.base_model.embeddings
+    # RoBERTa, XLM-R and MPNet number positions from padding_idx + 1 (families.position_offset):
+    # their first padding_idx + 1 rows stay, and max_positions real positions follow them.
+    offset = int(embeddings.padding_idx) + 1 if fam.positions_after_padding else 0
+    rows = max_positions + offset
+    if rows >= current:
         return
     emb = get_attr(model.base_model, fam.position_embeddings)
-    new = torch.nn.Embedding(max_positions, emb.embedding_dim)
-    new.weight.data.copy_(emb.weight.data[:max_positions])
+    new = torch.nn.Embedding(rows, emb.embedding_dim, padding_idx=emb.padding_idx)
+    new.weight.data.copy_(emb.weight.data[:rows])
     set_attr(model.base_model, fam.position_embeddings, new)
-    setattr(model.config, fam.max_positions_key, max_positions)
-    embeddings = model.base_model.embeddings
-    for name in ("position_ids",):  # BERT keeps a buffer sized to the table
+    setattr(model.config, fam.max_positions_key, rows)
+    for name in ("position_ids", "token_type_ids"):  # buffers sized to the table (BERT, RoBERTa)
         buf = getattr(embeddings, name, None)
         if isinstance(buf, torch.Tensor):
-            embeddings.register_buffer(name, buf[..., :max_positions].clone(), persistent=False)
+            embeddings.register_buffer(name, buf[..., :rows].clone(), persistent=False)
 
 
 def parameter_count(model) -> int:

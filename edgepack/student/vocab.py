@@ -44,6 +44,29 @@ def _is_unused(token: str) -> bool:
     return token.startswith("[unused") and token.endswith("]")
 
 
+# Why vocabulary pruning is refused for the other tokenizer types (issue #13).
+NOT_PRUNABLE = {
+    # Every merge names two tokens and makes a third: dropping a token that a merge passes through
+    # changes how the words that need it split, not just their ids, and the byte alphabet must stay.
+    "BPE": "a byte-level BPE vocabulary is tied to its merge list; dropping tokens would change how words split "
+           "(use embedding_rank to shrink the table and keep every token)",
+    # Unigram picks the most probable segmentation over all pieces: with pieces gone, text segments
+    # differently from the teacher everywhere, not only where a removed piece was used.
+    "Unigram": "a Unigram model segments each word by the scores of all its pieces; dropping pieces changes "
+               "segmentations (use embedding_rank to shrink the table and keep every piece)",
+}
+
+
+def require_prunable(tokenizer_json: dict) -> None:
+    """One clear line when the profile asks to prune a vocabulary that cannot be pruned safely."""
+    from ..errors import ModelError
+
+    kind = (tokenizer_json.get("model") or {}).get("type")
+    if kind != "WordPiece":
+        reason = NOT_PRUNABLE.get(kind, "only WordPiece vocabularies can be pruned")
+        raise ModelError(f"vocabulary pruning is not supported for {kind} tokenizers: {reason}")
+
+
 def plan(tokenizer_json: dict, texts, size: int = 0) -> VocabPlan:
     """Choose the ids to keep for `texts` (tokenised with the teacher's tokenizer)."""
     model = tokenizer_json["model"]
@@ -107,6 +130,13 @@ def shrink_word_embeddings(model, family: str, vocab_plan: VocabPlan) -> None:
     """Keep only the planned rows of the word-embedding matrix (order = new ids)."""
     fam = FAMILIES[family]
     emb = get_attr(model.base_model, fam.word_embeddings)
+    pad = getattr(emb, "padding_idx", None)
+    if fam.positions_after_padding and pad is not None and vocab_plan.old_to_new().get(pad) != pad:
+        # RoBERTa-style position ids are counted from padding_idx (families.position_offset); a moved
+        # <pad> would shift every position. Specials come first in fairseq vocabularies, so this is rare.
+        from ..errors import ModelError
+
+        raise ModelError(f"vocabulary pruning is not supported for this {fam.name} vocabulary: it would move the padding token (id {pad})")
     index = torch.tensor(vocab_plan.keep_ids, dtype=torch.long)
     new = torch.nn.Embedding(len(index), emb.embedding_dim, padding_idx=None)
     new.weight.data.copy_(emb.weight.data.index_select(0, index))

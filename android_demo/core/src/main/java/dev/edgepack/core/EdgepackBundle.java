@@ -9,7 +9,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * An opened bundle: manifest read, vocab verified against its sha256, tokenizer ready, buckets known.
+ * An opened bundle: manifest read, tokenizer files verified against their sha256, tokenizer ready, buckets known.
  * Model bytes are read through {@link #readVerified} so the interpreter only ever sees bytes whose hash
  * matched (hashing a file and then loading it again would leave a window to swap it).
  *
@@ -26,7 +26,7 @@ public final class EdgepackBundle {
     }
 
     public final Manifest manifest;
-    public final WordPieceTokenizer tokenizer;
+    public final Tokenizer tokenizer;
     public final String format;
     /** The chosen format's models, smallest sequence bucket first. */
     public final List<Manifest.Artifact> models;
@@ -34,7 +34,7 @@ public final class EdgepackBundle {
     public final int[] buckets;
     private final Source source;
 
-    private EdgepackBundle(Source source, Manifest manifest, String format, WordPieceTokenizer tokenizer) {
+    private EdgepackBundle(Source source, Manifest manifest, String format, Tokenizer tokenizer) {
         this.source = source;
         this.manifest = manifest;
         this.format = format;
@@ -63,9 +63,11 @@ public final class EdgepackBundle {
         int largest = chosen.get(chosen.size() - 1).sequenceLength;
         if (largest > 0) maxLength = Math.min(maxLength, largest);
         EdgepackBundle partial = new EdgepackBundle(source, m, format, null);
-        byte[] vocab = partial.readVerified(m.tokenizer.vocabFile);
-        List<String> vocabById = WordPieceTokenizer.readVocab(new java.io.ByteArrayInputStream(vocab));
-        return new EdgepackBundle(source, m, format, new WordPieceTokenizer(vocabById, m.tokenizer, maxLength));
+        // Only verified bytes reach the tokenizer: vocab.txt for WordPiece, tokenizer.json for BPE and Unigram.
+        boolean wordPiece = "WordPiece".equals(m.tokenizer.type);
+        byte[] vocab = wordPiece ? partial.readVerified(m.tokenizer.vocabFile) : null;
+        byte[] spec = wordPiece ? null : partial.readVerified(m.tokenizer.file);
+        return new EdgepackBundle(source, m, format, Tokenizer.open(m.tokenizer, vocab, spec, maxLength));
     }
 
     /** The file's bytes, after checking them against the manifest's sha256 (and the artifact's, for models). */

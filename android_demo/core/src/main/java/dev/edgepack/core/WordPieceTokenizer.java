@@ -7,7 +7,6 @@ import java.nio.charset.StandardCharsets;
 import java.text.Normalizer;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
@@ -23,11 +22,11 @@ import java.util.Map;
  * (so $ + < = > ^ ` | ~ split) or general category P*, and everything counts in code points, not UTF-16
  * units, so emoji and CJK extension B behave like one character each.
  */
-public final class WordPieceTokenizer {
+public final class WordPieceTokenizer implements Tokenizer {
     private final TokenizerSpec spec;
     private final Map<String, Integer> vocab;
     private final int maxLength;
-    private final List<TokenizerSpec.AddedToken> addedLongestFirst;
+    private final AddedTokens added;
 
     public WordPieceTokenizer(List<String> vocabById, TokenizerSpec spec, int maxLength) throws BundleException {
         this.spec = spec;
@@ -62,9 +61,7 @@ public final class WordPieceTokenizer {
                 if (v.containsKey(s)) added.add(new TokenizerSpec.AddedToken(s, v.get(s)));
             }
         }
-        // Hugging Face matches added tokens leftmost-longest; trying longer ones first at each position does that.
-        Collections.sort(added, (a, b) -> Integer.compare(b.content.length(), a.content.length()));
-        this.addedLongestFirst = added;
+        this.added = new AddedTokens(added);
     }
 
     /** Reads vocab.txt: one token per line, the line number is the id. */
@@ -83,51 +80,28 @@ public final class WordPieceTokenizer {
         return buf.toByteArray();
     }
 
+    @Override
     public int maxLength() {
         return maxLength;
     }
 
+    @Override
     public int padId() {
         return spec.padId;
     }
 
     /** Token ids exactly as the model sees them: [CLS] pieces… [SEP], at most max_length long. */
+    @Override
     public int[] encode(String text) {
         List<Integer> pieces = new ArrayList<>();
-        for (Object segment : splitOnAddedTokens(text)) {
+        for (Object segment : added.split(text)) {
             if (segment instanceof Integer) {
                 pieces.add((Integer) segment);
                 continue;
             }
             for (String word : preTokenize(normalize((String) segment))) wordPiece(word, pieces);
         }
-        // Hugging Face truncates the pieces (not words) so that the specials still fit.
-        int keep = Math.min(pieces.size(), maxLength - 2);
-        int[] ids = new int[keep + 2];
-        ids[0] = spec.clsId;
-        for (int i = 0; i < keep; i++) ids[i + 1] = pieces.get(i);
-        ids[keep + 1] = spec.sepId;
-        return ids;
-    }
-
-    /** Raw text split into plain-text segments (String) and added-token ids (Integer), in order. */
-    List<Object> splitOnAddedTokens(String text) {
-        List<Object> out = new ArrayList<>();
-        int start = 0;
-        int i = 0;
-        while (i < text.length()) {
-            TokenizerSpec.AddedToken hit = null;
-            for (TokenizerSpec.AddedToken t : addedLongestFirst) {
-                if (!t.content.isEmpty() && text.startsWith(t.content, i)) { hit = t; break; }
-            }
-            if (hit == null) { i++; continue; }
-            if (i > start) out.add(text.substring(start, i));
-            out.add(hit.id);
-            i += hit.content.length();
-            start = i;
-        }
-        if (start < text.length()) out.add(text.substring(start));
-        return out;
+        return Tokenizer.frame(pieces, spec.clsId, spec.sepId, maxLength);
     }
 
     /** BertNormalizer: clean text, space out CJK, strip accents (NFD minus Mn), lowercase — in that order. */
