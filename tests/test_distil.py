@@ -193,3 +193,18 @@ def test_a_small_data_set_is_filled_with_builtin_general_text_up_to_the_budget(t
     for used, held in (([line], []), ([], [line])):
         everything = _fill_texts(used, held, 10**6, seed=0)
         assert line not in everything and len(everything) == len(general) - 1
+
+
+def test_a_bucket_longer_than_the_teachers_max_seq_length_still_exports(tmp_path, distil_data):
+    """A teacher whose sentence-transformers length (16) is shorter than a bucket (32): the student kept
+    only 16 position rows and the 32-token export failed with an internal error."""
+    from edgepack.testing import tiny_bert
+
+    teacher = tiny_bert(tmp_path / "short", layers=2)
+    config = teacher / "sentence_bert_config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "max_seq_length": 16}), encoding="utf-8")
+    target = tmp_path / "t.toml"
+    target.write_text(tiny_target_toml(buckets=(16, 32)) + STUDENT.replace("layers = 2", "layers = 1"), encoding="utf-8")
+    ctx = edgepack.build(target=str(target), model=str(teacher), data=(str(distil_data),), out=tmp_path / "b", cache_dir=tmp_path / "c")
+    assert ctx.teacher.max_length == 16
+    assert edgepack.check(tmp_path / "b").passed

@@ -126,6 +126,9 @@ def plan_settings(ctx: BuildContext, teacher_layers: int) -> dict:
         "learning_rate": spec.learning_rate,
         "batch_size": spec.batch_size,
         "max_texts": QUICK_MAX_TEXTS if quick else 0,
+        # Position rows the student keeps: every bucket is exported, even one longer than the teacher's
+        # max_seq_length (the runtime never fills it past that length, but the graph still indexes it).
+        "positions": max(ctx.teacher.max_length, max(ctx.target.sequence_buckets)),
     }
 
 
@@ -250,7 +253,7 @@ def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings
         bar.advance(len(all_texts) - counted[0])  # a cache hit skips the teacher pass
 
         student = layers.layer_subset(teacher, t.family, shape["layers"])
-        layers.truncate_positions(student, t.family, t.max_length)
+        layers.truncate_positions(student, t.family, settings["positions"])
         if vocab_plan is not None:
             vocab.shrink_word_embeddings(student, t.family, vocab_plan)
         if shape["rank"]:
