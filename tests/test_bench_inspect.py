@@ -60,19 +60,19 @@ def test_inspect_cli_text_and_json(tiny_bundle_ro):
     assert "operators:" in text.output and "quantised:" in text.output and "by part:" in text.output
     as_json = invoke("inspect", tiny_bundle_ro, "--json")
     assert as_json.exit_code == 0
-    assert {a["path"] for a in json.loads(as_json.output)["artifacts"]} == {"model.onnx", "model.seq16.tflite", "model.seq32.tflite"}
+    assert {a["path"] for a in json.loads(as_json.output)["artifacts"]} == {"model.onnx", "model.tflite"}
 
 
 def test_inspect_does_not_parse_tampered_artifacts(tiny_bundle):
     from edgepack.inspect import inspect_bundle
 
-    path = tiny_bundle / "model.seq16.tflite"
+    path = tiny_bundle / "model.tflite"
     data = bytearray(path.read_bytes())
     data[100] ^= 0xFF
     path.write_bytes(bytes(data))
     arts = {a["path"]: a for a in inspect_bundle(tiny_bundle)["artifacts"]}
-    assert "sha256 differs" in arts["model.seq16.tflite"]["error"]
-    assert "operators" not in arts["model.seq16.tflite"]
+    assert "sha256 differs" in arts["model.tflite"]["error"]
+    assert "operators" not in arts["model.tflite"]
     assert "operators" in arts["model.onnx"]
 
 

@@ -13,10 +13,11 @@ from edgepack.runtime.edgepack_runtime import load_bundle, sha256_file
 
 def test_bundle_layout_and_manifest(tiny_bundle_ro):
     files = {p.name for p in tiny_bundle_ro.iterdir()}
-    assert {"edgepack.json", "model.onnx", "model.seq16.tflite", "model.seq32.tflite", "tokenizer.json",
+    assert {"edgepack.json", "model.onnx", "model.tflite", "tokenizer.json",
             "vocab.txt", "report.md", "report.json", "edgepack_runtime.py"} <= files
+    assert len([f for f in files if f.endswith(".tflite")]) == 1  # buckets are signatures, not files
     m = json.loads((tiny_bundle_ro / "edgepack.json").read_text())
-    assert m["format_version"] == 1 and m["task"] == "sentence-embedding"
+    assert m["format_version"] == 2 and m["task"] == "sentence-embedding"
     assert m["pooling"] == {"mode": "mean", "normalize": True, "in_graph": True}
     assert len(m["golden"]) >= 5
     for art in m["artifacts"]:
@@ -24,7 +25,11 @@ def test_bundle_layout_and_manifest(tiny_bundle_ro):
         assert [i["name"] for i in art["inputs"]] == ["input_ids", "attention_mask"]
         assert art["outputs"][0]["name"] == "embedding"
         if art["format"] == "tflite":
-            assert art["inputs"][0]["dtype"] == "int32" and art["inputs"][0]["shape"] == [1, art["sequence_length"]]
+            assert art["inputs"][0]["dtype"] == "int32" and art["inputs"][0]["shape"] == [1, "sequence"]
+            assert art["buckets"] == [16, 32]
+            assert art["signatures"] == [{"name": "seq16", "sequence_length": 16}, {"name": "seq32", "sequence_length": 32}]
+        else:
+            assert art["buckets"] is None and art["signatures"] == []
     for rel, meta in m["files"].items():
         assert meta["sha256"] == sha256_file(tiny_bundle_ro / rel)
     assert set(m["provenance"]["tools"]) >= {"torch", "onnxruntime", "edgepack"}

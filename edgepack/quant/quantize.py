@@ -49,7 +49,8 @@ INT8_BLOCKS_ONNX = {**_ORT, "min_version": "1.22.0", "feature": "com.microsoft.M
 
 
 def shipped_name(art: Artifact) -> str:
-    return "model.onnx" if art.format == "onnx" else f"model.seq{art.sequence_length}.tflite"
+    """One file per format (the TFLite buckets are signatures inside it)."""
+    return f"model.{art.format}"
 
 
 def onnx_nodes_matching(path: Path, patterns) -> list[str]:
@@ -182,24 +183,18 @@ def quantize_onnx_word_embeddings_int4(src: Path, dst: Path, block: int, exclude
     q.model.save_model_to_file(str(dst), False)
 
 
-def tflite_word_embedding_lookup(path: Path) -> tuple[str, int] | None:
-    """(quantiser scope, table width) of the EMBEDDING_LOOKUP that reads the word-embedding table, or
-    None: by layer name (`embeddings.word_embeddings[.lookup]`), else the graph's only EMBEDDING_LOOKUP."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_path=str(path))
-    tensors = {t["index"]: t for t in interp.get_tensor_details()}
-    lookups = []
-    for op in interp._get_ops_details():  # noqa: SLF001 - the public API has no per-op listing
-        if op["op_name"] != "EMBEDDING_LOOKUP":
-            continue
-        outs = [tensors[i]["name"] for i in op["outputs"] if i >= 0]
-        scope = ";".join(outs) + ";"  # the scope ai-edge-quantizer matches (as calibrate.tflite_ops)
-        width = int(tensors[op["inputs"][1]]["shape"][-1])
-        lookups.append((layer_names.tflite_layer(outs[0]) if outs else "", scope, width))
-    named = [(scope, width) for layer, scope, width in lookups if layer_names.matches(layer, "", [WORD_EMBEDDINGS])]
-    found = named or [(scope, width) for _, scope, width in lookups]
-    return found[0] if len(found) == 1 else None
+def tflite_word_embedding_lookup(path: Path) -> tuple[list[str], int] | None:
+    """([quantiser scope per signature], table width) of the EMBEDDING_LOOKUP that reads the
+    word-embedding table, or None: by layer name (`embeddings.word_embeddings[.lookup]`), else the
+    graph's only EMBEDDING_LOOKUP per signature. Every signature's op is named, so the shared table
+    gets one recipe and stays one buffer."""
+    lookups = [op for op in calibrate.tflite_ops(path) if op.name == "EMBEDDING_LOOKUP"]
+    named = [op for op in lookups if layer_names.matches(op.layer, "", [WORD_EMBEDDINGS])]
+    found = named or lookups
+    layers = {op.layer for op in found}
+    if not found or len(layers) != 1 or len({op.weight_width for op in found}) != 1:
+        return None
+    return [op.scope for op in found], int(found[0].weight_width)
 
 
 def _tflite_word_embedding_int4(rm, src: Path, block: int) -> None:
@@ -213,9 +208,9 @@ def _tflite_word_embedding_int4(rm, src: Path, block: int) -> None:
     found = tflite_word_embedding_lookup(src)
     if found is None:
         raise TargetError(f"'quantize.embedding_bits = 4': found no word-embedding lookup in {src.name}")
-    scope, width = found
+    scopes, width = found
     _check_embedding_width(width, block, src)
-    rm.add_dynamic_config("^" + re.escape(scope) + "$", qtyping.TFLOperationName.EMBEDDING_LOOKUP,
+    rm.add_dynamic_config("^(?:" + "|".join(re.escape(s) for s in scopes) + ")$", qtyping.TFLOperationName.EMBEDDING_LOOKUP,
                           num_bits=4, granularity=qtyping.QuantGranularity(f"BLOCKWISE_{block}"))
 
 
@@ -238,14 +233,14 @@ def _tflite_recipe(src: Path, mode: str, exclude, embedding_bits: int = 8, embed
     return rm.get_quantization_recipe()
 
 
-def quantize_tflite(src: Path, dst: Path, mode: str, exclude=(), calibration=None, seq: int | None = None,
+def quantize_tflite(src: Path, dst: Path, mode: str, exclude=(), calibration=None, buckets=(),
                     full_integer: bool = False, activations: str = "int8", block_size: int = 0,
                     embedding_bits: int = 8, embedding_block_size: int = 32) -> None:
     if mode == "none":
         shutil.copyfile(src, dst)
         return
     if mode == "static-int8":
-        calibrate.quantize_tflite_static(src, dst, exclude, calibration, seq, activations, full_integer)
+        calibrate.quantize_tflite_static(src, dst, exclude, calibration, buckets, activations, full_integer)
         return
     from ai_edge_quantizer import quantizer
 
@@ -277,15 +272,16 @@ def runtime_requirements(fmt: str, spec: QuantizeSpec) -> list[dict]:
 
 
 def quantize_file(src: Path, dst: Path, fmt: str, spec: QuantizeSpec, exclude=(), calibration=None,
-                  seq: int | None = None) -> None:
+                  buckets=()) -> None:
     """One fp32 artifact into `dst` per the profile's [quantize]; `exclude` replaces spec.exclude
-    (the fallback passes the profile's plus its own)."""
+    (the fallback passes the profile's plus its own); `buckets`: the TFLite file's signatures (static
+    int8 calibrates each on inputs of its own length)."""
     if fmt == "onnx":
         quantize_onnx(src, dst, spec.mode, spec.per_channel, exclude, calibration, spec.full_integer, spec.activations,
                       block_size=spec.block_size, embedding_bits=spec.embedding_bits,
                       embedding_block_size=spec.embedding_block_size)
     else:
-        quantize_tflite(src, dst, spec.mode, exclude, calibration, seq, spec.full_integer, spec.activations,
+        quantize_tflite(src, dst, spec.mode, exclude, calibration, buckets, spec.full_integer, spec.activations,
                         embedding_bits=spec.embedding_bits, embedding_block_size=spec.embedding_block_size)
 
 
@@ -299,7 +295,7 @@ def quantize_artifacts(ctx: BuildContext, calibration=None, extra_exclude: dict 
             continue
         dst = ctx.staging_dir / shipped_name(art)
         exclude = tuple(spec.exclude) + tuple((extra_exclude or {}).get(art.format, ()))
-        quantize_file(Path(art.path), dst, art.format, spec, exclude, calibration, art.sequence_length)
+        quantize_file(Path(art.path), dst, art.format, spec, exclude, calibration, art.buckets)
         shipped.append(dataclasses.replace(art, path=dst.name, precision=precision_of(spec),
                                            requires=tuple(runtime_requirements(art.format, spec))))
     return tuple(shipped)
