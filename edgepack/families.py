@@ -28,6 +28,9 @@ class Family:
     uses_token_type_ids: bool
     # Added for issue #4 (students, pruning, vocabulary rewrite).
     position_embeddings: str = "embeddings.position_embeddings"
+    # issue #12: forward(position_ids=...) means positions 0..n-1, so a static-shape export may compute
+    # them from the input (modeling.for_signatures). DistilBERT's forward takes no position_ids.
+    position_ids_input: bool = False
     max_positions_key: str = "max_position_embeddings"
     vocab_key: str = "vocab_size"
 
@@ -47,6 +50,7 @@ BERT = Family(
     ffn_in="intermediate.dense",
     ffn_out="output.dense",
     uses_token_type_ids=True,
+    position_ids_input=True,
 )
 
 DISTILBERT = Family(

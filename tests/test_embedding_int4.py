@@ -120,11 +120,13 @@ def test_tflite_word_lookup_is_int4_blockwise_and_matrices_stay_int8(int4_bundle
         if art["format"] != "tflite":
             continue
         by_op, schema = _tflite_lookup_tables(int4_bundle / art["path"])
-        tables = by_op["EMBEDDING_LOOKUP"]
+        lookups = by_op["EMBEDDING_LOOKUP"]
+        tables = [t for t in lookups if t.type == schema.TensorType.INT4]
         assert len(tables) == len(art["signatures"]) == 2
         assert len({t.buffer for t in tables}) == 1  # one int4 table shared by both signatures
+        # the position and segment lookups (computed ids, modeling.for_signatures) stay int8
+        assert {t.type for t in lookups if t.type != schema.TensorType.INT4} == {schema.TensorType.INT8}
         table = tables[0]
-        assert table.type == schema.TensorType.INT4
         assert table.quantization.detailsType == schema.QuantizationDetails.BlockwiseQuantization
         assert table.quantization.details.blockSize == 32
         assert {t.type for t in by_op["FULLY_CONNECTED"]} == {schema.TensorType.INT8}

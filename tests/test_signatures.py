@@ -42,16 +42,17 @@ def test_signatures_share_weights_within_the_size_bound(tmp_path):
     """Three buckets in one file against a one-bucket conversion of the same model, both quantised
     with the android-arm64 recipe (int8 matrices, int4 word table). The model is the tiny BERT made
     wide (hidden 256) so the weights, not the per-signature graph, dominate, as in any real model;
-    on the tiny 32-wide one each signature's graph outweighs its weights."""
+    on the tiny 32-wide one each signature's graph outweighs its weights. The position and segment ids
+    are computed in the graph (modeling.for_signatures), so no signature carries its own constants."""
     from edgepack.export import export_tflite
     from edgepack.inspect import tflite_details
-    from edgepack.modeling import load_hf_model, wrap
+    from edgepack.modeling import for_signatures, load_hf_model, wrap
     from edgepack.quant.quantize import quantize_file
     from edgepack.targets import load_target
     from edgepack.testing import tiny_bert
 
     model = tiny_bert(tmp_path / "wide", layers=2, hidden=256, heads=4, intermediate=1024)
-    head = wrap(load_hf_model(model, "sentence-embedding", False), "sentence-embedding", "bert", "mean", True)
+    head = for_signatures(wrap(load_hf_model(model, "sentence-embedding", False), "sentence-embedding", "bert"), "bert")
     spec = load_target("android-arm64").quantize
     sizes, weights = {}, {}
     for name, buckets in (("single", (32,)), ("multi", (32, 64, 128))):
@@ -59,7 +60,8 @@ def test_signatures_share_weights_within_the_size_bound(tmp_path):
         quantize_file(tmp_path / f"{name}.fp32.tflite", tmp_path / f"{name}.tflite", "tflite", spec, buckets=buckets)
         sizes[name] = (tmp_path / f"{name}.tflite").stat().st_size
         weights[name] = tflite_details(tmp_path / f"{name}.tflite")["weights"]["bytes"]
-    print(sizes, weights)
+    # every weight buffer stored once; each extra signature adds only a few shape scalars, no constants
+    assert 0 <= weights["multi"] - weights["single"] < 1024, weights
     assert sizes["multi"] <= MAX_MULTI_OVER_SINGLE * sizes["single"], sizes
 
 
@@ -150,5 +152,40 @@ def test_inspect_counts_shared_weights_once(tiny_bundle_ro):
 
     [art] = [a for a in inspect_bundle(tiny_bundle_ro)["artifacts"] if a["format"] == "tflite"]
     assert art["signatures"] == ["seq16", "seq32"]
-    # the weights fit in the file once: counted per signature they would exceed it
-    assert art["weights"]["bytes"] <= art["bytes"] < 2 * art["weights"]["bytes"]
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
+
+    model = fb.read_model(str(tiny_bundle_ro / "model.tflite"))
+    refs = [t.buffer for sg in model.subgraphs for t in sg.tensors if model.buffers[t.buffer].data is not None]
+    size = {b: len(model.buffers[b].data) for b in refs}
+    once, per_reference = sum(size[b] for b in set(refs)), sum(size[b] for b in refs)
+    assert abs(art["weights"]["bytes"] - once) <= 0.01 * once  # each shared buffer counted once
+    assert art["weights"]["bytes"] < 0.6 * per_reference  # not once per signature (two here)
+
+
+def test_ids_from_input_change_no_output_and_leave_no_per_bucket_constants(tiny_model, tmp_path):
+    """Without for_signatures each signature folds its own fp32 slice of the position table and a
+    broadcast segment row into constants; with it the signatures share every buffer."""
+    import torch
+
+    from edgepack.export import export_tflite
+    from edgepack.modeling import for_signatures, load_hf_model, wrap
+
+    head = wrap(load_hf_model(tiny_model, "sentence-embedding", False), "sentence-embedding", "bert")
+    ids = torch.tensor([[2, 40, 41, 42, 3]])
+    assert torch.allclose(head(ids, torch.ones_like(ids)), for_signatures(head, "bert")(ids, torch.ones_like(ids)), atol=1e-6)
+    assert for_signatures(head, "distilbert") is head  # its forward takes no position_ids
+
+    def own_buffers(path):
+        from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
+
+        model, users = fb.read_model(str(path)), {}
+        for index, sg in enumerate(model.subgraphs):
+            for t in sg.tensors:
+                if model.buffers[t.buffer].data is not None and len(model.buffers[t.buffer].data) > 256:
+                    users.setdefault(t.buffer, set()).add(index)
+        return [b for b, subgraphs in users.items() if len(subgraphs) == 1]
+
+    export_tflite(head, tmp_path / "folded.tflite", (16, 32))
+    export_tflite(for_signatures(head, "bert"), tmp_path / "shared.tflite", (16, 32))
+    assert len(own_buffers(tmp_path / "folded.tflite")) == 4  # position slice + segment row, per signature
+    assert own_buffers(tmp_path / "shared.tflite") == []

@@ -10,8 +10,10 @@ def _fmt(v) -> str:
 def quantisation_label(q) -> str:
     """The profile's [quantize] in a phrase: "dynamic-int8 (per-channel: True; word embeddings int4, blocks of 32)"."""
     extra = ""
+    if q.mode == "dynamic-int8" and q.weight_bits == 4:
+        extra += f"; matrices int4, blocks of {q.weight_block_size}"
     if q.mode == "dynamic-int8" and q.embedding_bits == 4:
-        extra = f"; word embeddings int4, blocks of {q.embedding_block_size}"
+        extra += f"; word embeddings int4, blocks of {q.embedding_block_size}"
     return f"{q.mode} (per-channel: {q.per_channel}{extra})"
 
 

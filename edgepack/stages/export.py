@@ -10,13 +10,13 @@ import torch
 from ..cache import StageDir, hash_parts
 from ..context import Artifact, BuildContext
 from ..export import export_onnx, export_tflite, io_spec
-from ..modeling import load_hf_model, wrap
+from ..modeling import for_signatures, load_hf_model, wrap
 
 
 def run(ctx: BuildContext) -> BuildContext:
     torch.manual_seed(ctx.options.seed)
     t = ctx.teacher
-    key = hash_parts("export-v2", ctx.student.info.get("hash") or str(ctx.student.dir), t.task,
+    key = hash_parts("export-v3", ctx.student.info.get("hash") or str(ctx.student.dir), t.task,
                      t.pooling, t.normalize, ctx.target.formats, ctx.target.sequence_buckets)
     stage = StageDir(ctx.work_dir, "export", key)
     head = None if stage.done else wrap(load_hf_model(ctx.student.dir, t.task, ctx.options.allow_pickle), t.task, t.family, t.pooling, t.normalize)
@@ -34,7 +34,7 @@ def run(ctx: BuildContext) -> BuildContext:
             buckets = tuple(ctx.target.sequence_buckets)
             path = stage.path / "model.fp32.tflite"
             if not stage.done:
-                export_tflite(head, path, buckets)
+                export_tflite(for_signatures(head, t.family), path, buckets)
             inputs, outputs, signatures = io_spec("tflite", t.task, dim, buckets)
             artifacts.append(Artifact(str(path), "tflite", "fp32", buckets, inputs, outputs, signatures=signatures))
     stage.mark_done()
