@@ -189,3 +189,19 @@ def test_ids_from_input_change_no_output_and_leave_no_per_bucket_constants(tiny_
     export_tflite(for_signatures(head, "bert"), tmp_path / "shared.tflite", (16, 32))
     assert len(own_buffers(tmp_path / "folded.tflite")) == 4  # position slice + segment row, per signature
     assert own_buffers(tmp_path / "shared.tflite") == []
+
+
+@pytest.mark.slow
+def test_real_default_bundle_has_one_file_per_format_and_every_signature_passes(real_bundle_ro):
+    from edgepack.check import check_bundle
+
+    assert sorted(p.name for p in real_bundle_ro.glob("model.*")) == ["model.onnx", "model.tflite"]
+    m = manifest(real_bundle_ro)
+    [art] = [a for a in m["artifacts"] if a["format"] == "tflite"]
+    assert [s["name"] for s in art["signatures"]] == ["seq32", "seq64", "seq128"]
+    result = check_bundle(real_bundle_ro)
+    assert result.passed, [c for c in result.cases if not c.passed]
+    ran = [c.name for c in result.cases if c.name.startswith("tflite: golden")]
+    assert sum(len(case["expected"]["tflite"]) for case in m["golden"]) == len(ran)
+    assert {name.rsplit(" ", 1)[1] for name in ran} == {"seq32", "seq64", "seq128"}
+
