@@ -32,7 +32,8 @@ def test_inspect_counts_operators_per_format(tiny_info):
     by_format = {a["format"]: a for a in tiny_info["artifacts"]}
     assert by_format["onnx"]["operators"].get("MatMulInteger", 0) > 0  # dynamic int8 matmuls
     assert by_format["tflite"]["operators"].get("FULLY_CONNECTED", 0) > 0
-    assert by_format["tflite"]["operators"].get("EMBEDDING_LOOKUP", 0) == 1
+    # per signature: word, position and segment lookups (ids computed in-graph, modeling.for_signatures)
+    assert by_format["tflite"]["operators"].get("EMBEDDING_LOOKUP", 0) == 3
 
 
 def test_inspect_weight_accounting_adds_up(tiny_info):

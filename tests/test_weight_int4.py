@@ -122,3 +122,37 @@ def test_fallback_keeps_a_layer_float_under_int4(tmp_path, tiny_model, tiny_data
     with pytest.raises(GateFailed, match=r"fallback kept 1 most sensitive layer\(s\) in float \("):
         build_from_toml(tmp_path, "w4fb", text, tiny_model, tiny_data, cache_dir)
     assert not (tmp_path / "out-w4fb").exists()
+
+
+def _precision_bench():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "precision.py"
+    spec = importlib.util.spec_from_file_location("precision_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("target", ["android-arm64", "android-arm64-teacher"])
+def test_precision_bench_profiles_change_only_quantize_and_budget(target):
+    """bench/precision.py builds each shipped profile with only [quantize] changed and the budget lifted."""
+    from edgepack.targets import load_target
+
+    bench = _precision_bench()
+    shipped = load_target(target)
+    for label, change in bench.OPTIONS.items():
+        p = parse_target(bench.profile_text(target, change), "bench.toml")
+        assert (p.student, p.sequence_buckets, p.formats) == (shipped.student, shipped.sequence_buckets, shipped.formats)
+        assert (p.quantize.weight_bits, p.quantize.embedding_bits) == (change["weight_bits"], change["embedding_bits"])
+        assert p.quantize.block_size == (0 if change.get("block_size") == 0 else shipped.quantize.block_size), label
+        assert p.budget.max_size_mb == 1000.0 and p.budget.min_cosine_vs_student == 0.0
+    single = parse_target(bench.profile_text(target, {}, buckets=[128], formats=["tflite"]), "bench.toml")
+    assert single.sequence_buckets == (128,) and single.formats == ("tflite",) and single.quantize == shipped.quantize
+
+
+def test_precision_bench_names_the_highest_minimum_per_runtime():
+    bench = _precision_bench()
+    reqs = [quantize.INT4_EMBEDDINGS_TFLITE, quantize.INT4_MATRICES_TFLITE, quantize.INT4_EMBEDDINGS_ONNX]
+    assert bench.needs_line(reqs) == "litert ≥ 2.1.0; onnxruntime ≥ 1.20.0"
+    assert bench.needs_line([]) == "any current"
