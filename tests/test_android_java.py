@@ -349,3 +349,19 @@ def test_real_and_pruned_vocab_parity(java_classes, tiny_bundle, tmp_path):
         assert passed >= len(texts)
         assert cases["expect"]["unk_id"] == spec["model"]["vocab"]["[UNK]"]
     assert len(pruned["model"]["vocab"]) == 3000 < len(teacher["model"]["vocab"])
+
+
+def test_a_wrong_output_through_one_signature_fails(java_classes, tiny_bundle_ro, tmp_path):
+    """The per-signature runs are not vacuous: one signature's output changed, or its input prepared
+    differently, fails exactly that (case, signature) line."""
+    cases = write_cases(tiny_bundle_ro, tmp_path / "cases.json")
+    runs = cases["signature_runs"]
+    target = next(r for r in runs if r["signature"] == "seq32")
+    target["output"] = [-x for x in target["output"]]
+    other = next(r for r in runs if r is not target)
+    other["input_ids"] = other["input_ids"][1:] + [0]
+    (tmp_path / "cases.json").write_text(json.dumps(cases, ensure_ascii=True), encoding="utf-8")
+    rc, _, failed, out = run_core(java_classes, tmp_path / "cases.json")
+    assert rc == 1 and failed == 2, out
+    assert re.search(r"^FAIL .*: golden through seq32 .*LiteRT's output through seq32: cosine", out, re.M), out
+    assert re.search(r"^FAIL .*: golden through seq\d+ .*input_ids fed to seq\d+", out, re.M), out

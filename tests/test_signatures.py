@@ -94,6 +94,22 @@ def test_check_reports_a_case_per_signature(tiny_bundle_ro):
     assert any(n.startswith("tflite: golden 0") and n.endswith(" seq32") for n in names)
 
 
+def test_one_drifted_signature_fails_check_naming_it(tiny_bundle):
+    """A golden output recorded for one signature that the model no longer reproduces fails that
+    (case, signature) only: every signature is checked, not just the one the runtime would pick."""
+    path = tiny_bundle / rt.MANIFEST
+    m = json.loads(path.read_text())
+    case = m["golden"][0]
+    case["expected"]["tflite"]["seq32"] = [-x for x in case["expected"]["tflite"]["seq32"]]
+    path.write_text(json.dumps(m))
+    from edgepack.cli import main as cli
+
+    result = CliRunner().invoke(cli, ["check", str(tiny_bundle)])
+    assert result.exit_code == 1, result.output
+    failed = [line for line in result.output.splitlines() if line.startswith("FAIL")]
+    # edgepack.json is not in its own file table, so only the golden line fails
+    assert len(failed) == 1 and failed[0].startswith("FAIL tflite: golden 0") and " seq32" in failed[0], result.output
+
 def test_forcing_a_signature_that_does_not_fit_is_refused(tiny_bundle_ro):
     b = rt.load_bundle(tiny_bundle_ro, format="tflite")
     with pytest.raises(rt.InputError, match="20 tokens do not fit signature seq16"):
