@@ -95,7 +95,8 @@ def build(tmp: Path, name: str, toml: str, cache: Path, quick: bool) -> tuple[Pa
     return out, time.perf_counter() - t0
 
 
-def teacher_reference(bundle: Path, sentences) -> "np.ndarray":
+def teacher_reference(bundle: Path, sentences):
+    """The teacher's fp32 torch embeddings of the sentences, tokenised as the bundle tokenises."""
     from tokenizers import Tokenizer
 
     from edgepack.modeling import load_hf_model, run_torch, wrap
@@ -210,7 +211,7 @@ def write(results: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "precision.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     q = results["quick"]
-    lines = [f"# Weight precision: size, fidelity to the teacher, latency per bucket (issue #12)", "",
+    lines = ["# Weight precision: size, fidelity to the teacher, latency per bucket (issue #12)", "",
              f"`python bench/precision.py{' --quick' if q else ''}`, {results['started']}, {results['machine']} "
              f"({results['cpus']} CPUs, shared with other jobs), one thread, batch 1; fidelity on {results['sentences']} "
              f"STS-B dev sentences, latency p50 of {results['reps']} runs per bucket through the shipped runtime. "
@@ -247,10 +248,11 @@ def write(results: dict) -> None:
                 lines.append(f"| {model} | {label} | {fmt} | {'pass' if ok['size'] else 'FAIL'} (≤ {g.get('max_size_mb')} MB) | "
                              f"{'pass' if ok['vs_student_fp32'] else 'FAIL'} ({m['build_vs_student_fp32_min']:.4f} vs "
                              f"{g.get('min_cosine_vs_student', 0)}) |")
-    lines += ["", "Runtime versions: the minimum each file's manifest records (`requires`), each run here on both sides "
-              "of the line (edgepack/quant/quantize.py says which versions and what they did). Older LiteRT runs "
-              "int4 files without an error but wrong, so the Python runtime refuses it; on Android the golden cases "
-              "(`checkGolden`) are what catches it."]
+    lines += ["", "Runtime versions: the minimum each file's manifest records (`requires`); edgepack/quant/quantize.py "
+              "says which versions were run and what they did. int4 matrices: ai-edge-litert 2.0.2 and 2.0.3 run the "
+              "file without an error but wrong, 2.1.0 right; onnxruntime 1.19.2 runs 4-bit MatMulNBits right and is "
+              "the oldest that imports here (1.17.3 needs numpy < 2), so the true ONNX minimum may be lower. An older "
+              "LiteRT is refused by the Python runtime; on Android the golden cases (`checkGolden`) are what catches it."]
     (RESULTS / "precision.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

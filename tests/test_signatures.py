@@ -6,10 +6,8 @@ every golden case runs through every signature; format 1 bundles are refused in 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
