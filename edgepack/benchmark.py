@@ -41,7 +41,9 @@ def bench_texts(data=(), limit: int = 200, manifest: dict | None = None) -> tupl
 
 def buckets_of(manifest: dict, fmt: str) -> list[int]:
     """TFLite: the shipped buckets. ONNX (dynamic shapes): the same lengths, so the two compare."""
-    static = sorted({a["sequence_length"] for a in manifest["artifacts"] if a.get("sequence_length")})
+    static = sorted({b for a in manifest["artifacts"] if a["format"] == fmt for b in a.get("buckets") or ()})
+    if not static and fmt == "onnx":
+        static = sorted({b for a in manifest["artifacts"] for b in a.get("buckets") or ()})
     limit = int(manifest["tokenizer"]["max_length"])
     chosen = static or [b for b in DEFAULT_BUCKETS if b <= limit] or [limit]
     return [b for b in chosen if b <= limit] or [limit]
@@ -74,6 +76,8 @@ def measure(root: str, fmt: str, threads: int, texts: list[str], buckets: list[i
     load_ms = (time.perf_counter() - t0) * 1000
     rss_loaded = _rss_mb()
     out = {"format": fmt, "threads": threads, "load_ms": load_ms, **measure_latency(bundle, texts, buckets, reps, warmup)}
+    # TFLite: which signature of the one file served each bucket (a bucket runs in the shortest that fits)
+    out["signatures"] = {str(seq): bundle.backend.bucket_for(seq)[1] for seq in buckets} if bundle.signatures else {}
     out["memory"] = {"rss_before_load_mb": rss_before, "rss_after_load_mb": rss_loaded, "peak_rss_mb": _peak_rss_mb()}
     return out
 
@@ -129,7 +133,8 @@ def render(result: dict) -> str:
         f"{'format':<7} {'thr':>3} {'input':<22} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'items/s':>8}",
     ]
     for run in result["runs"]:
-        rows = [(f"{seq} tokens", s) for seq, s in run["buckets"].items()]
+        names = run.get("signatures") or {}
+        rows = [(f"{seq} tokens" + (f" {names[seq]}" if seq in names else ""), s) for seq, s in run["buckets"].items()]
         if run["sentences"]:
             rows.append((f"sentences (~{run['sentence_tokens']['mean']:.0f} tok)", run["sentences"]))
         for label, s in rows:

@@ -40,9 +40,11 @@ class Artifact:
     path: str  # relative to the bundle root
     format: str  # onnx | tflite
     precision: str  # fp32 | int8 | fp16 | "int8 (embeddings int4)"
-    sequence_length: int | None  # None = dynamic
+    # static sequence lengths, one TFLite signature each (export.signature_name); () = dynamic (ONNX)
+    buckets: tuple[int, ...]
     inputs: tuple[dict, ...] = ()
     outputs: tuple[dict, ...] = ()
+    signatures: tuple[dict, ...] = ()  # {"name": "seq32", "sequence_length": 32} per bucket
     # what the device runtime needs beyond a current interpreter (quant.quantize.runtime_requirements)
     requires: tuple[dict, ...] = ()
 

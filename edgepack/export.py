@@ -1,7 +1,9 @@
 """fp32 export of a wrapped model (modeling.wrap) to the shipped formats.
 
 ONNX: one graph with dynamic batch and sequence length (int64 inputs).
-TFLite: litert-torch needs static shapes, so one graph per sequence bucket, batch 1, int32 inputs.
+TFLite: litert-torch needs static shapes, so one signature per sequence bucket (`seq32`, `seq64`, ...),
+batch 1, int32 inputs, all in ONE flatbuffer: the signatures share the weight buffers, so three
+buckets cost about one model's bytes, not three (issue #12; the test_signatures tests measure it).
 Both graphs end in the product (`embedding` or `logits`), see modeling.py.
 """
 
@@ -9,8 +11,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import torch
 
 from .quant import quiet
 
@@ -22,7 +22,9 @@ def output_name(task: str) -> str:
     return "logits" if task == "text-classification" else "embedding"
 
 
-def export_onnx(head: torch.nn.Module, path: Path, task: str, sample_len: int = 16) -> None:
+def export_onnx(head, path: Path, task: str, sample_len: int = 16) -> None:
+    import torch  # here, not at import: quant/ reads signature_name without loading torch
+
     ids = torch.ones(2, sample_len, dtype=torch.long)
     mask = torch.ones(2, sample_len, dtype=torch.long)
     out = output_name(task)
@@ -39,27 +41,41 @@ def export_onnx(head: torch.nn.Module, path: Path, task: str, sample_len: int = 
         )
 
 
-def export_tflite(head: torch.nn.Module, path: Path, seq_len: int) -> None:
+def signature_name(seq: int) -> str:
+    """The TFLite signature of one sequence bucket (the Python runtime and the Java core call it by name)."""
+    return f"seq{seq}"
+
+
+# litert-torch names a signature's inputs after the forward's keyword arguments and its one output so.
+SIGNATURE_OUTPUT = "output_0"
+
+
+def export_tflite(head, path: Path, buckets) -> None:
+    """One .tflite with one signature per bucket; litert-torch stores each parameter once."""
     import litert_torch
+    import torch
 
-    sample = {
-        "input_ids": torch.ones(1, seq_len, dtype=torch.int32),
-        "attention_mask": torch.ones(1, seq_len, dtype=torch.int32),
-    }
+    converter = None
+    for seq in buckets:
+        sample = {
+            "input_ids": torch.ones(1, seq, dtype=torch.int32),
+            "attention_mask": torch.ones(1, seq, dtype=torch.int32),
+        }
+        add = litert_torch.signature if converter is None else converter.signature
+        converter = add(signature_name(seq), head, sample_kwargs=sample)
     with quiet():
-        edge = litert_torch.convert(head, sample_args=(), sample_kwargs=sample)
-        edge.export(str(path))
+        converter.convert().export(str(path))
 
 
-def io_spec(fmt: str, task: str, dim: int, seq_len: int | None) -> tuple[tuple[dict, ...], tuple[dict, ...]]:
+def io_spec(fmt: str, task: str, dim: int, buckets=()) -> tuple[tuple[dict, ...], tuple[dict, ...], tuple[dict, ...]]:
+    """(inputs, outputs, signatures) as the manifest records them. TFLite shapes name the bucket
+    ("sequence" is the signature's own length); ONNX has no signatures (dynamic shapes)."""
     if fmt == "onnx":
         shape = ["batch", "sequence"]
         inputs = tuple({"name": n, "dtype": "int64", "shape": shape} for n in ("input_ids", "attention_mask"))
         outputs = ({"name": output_name(task), "dtype": "float32", "shape": ["batch", dim]},)
-    else:
-        inputs = tuple(
-            {"name": n, "tensor": f"serving_default_{n}", "dtype": "int32", "shape": [1, seq_len]}
-            for n in ("input_ids", "attention_mask")
-        )
-        outputs = ({"name": output_name(task), "tensor": "serving_default_output_0_output", "dtype": "float32", "shape": [1, dim]},)
-    return inputs, outputs
+        return inputs, outputs, ()
+    inputs = tuple({"name": n, "dtype": "int32", "shape": [1, "sequence"]} for n in ("input_ids", "attention_mask"))
+    outputs = ({"name": output_name(task), "signature_output": SIGNATURE_OUTPUT, "dtype": "float32", "shape": [1, dim]},)
+    signatures = tuple({"name": signature_name(seq), "sequence_length": int(seq)} for seq in buckets)
+    return inputs, outputs, signatures

@@ -29,6 +29,9 @@ class Family:
     uses_token_type_ids: bool
     # Added for issue #4 (students, pruning, vocabulary rewrite).
     position_embeddings: str = "embeddings.position_embeddings"
+    # issue #12: forward(position_ids=...) means positions 0..n-1, so a static-shape export may compute
+    # them from the input (modeling.for_signatures). DistilBERT's forward takes no position_ids.
+    position_ids_input: bool = False
     max_positions_key: str = "max_position_embeddings"
     vocab_key: str = "vocab_size"
     # Added for issue #13 (RoBERTa, XLM-R, MPNet).
@@ -56,6 +59,7 @@ BERT = Family(
     ffn_out="output.dense",
     uses_token_type_ids=True,
     name="BERT",
+    position_ids_input=True,
 )
 
 DISTILBERT = Family(
@@ -77,9 +81,11 @@ DISTILBERT = Family(
 )
 
 # RoBERTa and XLM-RoBERTa are BERT's blocks with fairseq's position ids; their single token type
-# is all zeros, which the model builds itself, so it is not a graph input.
+# is all zeros, which the model builds itself, so it is not a graph input. Their positions count from
+# padding_idx + 1 and the model computes them from the input ids itself, so a multi-signature export
+# must not pass BERT's 0..n-1 (position_ids_input; every embedding was wrong when it was inherited).
 ROBERTA = dataclasses.replace(BERT, model_types=("roberta",), uses_token_type_ids=False, name="RoBERTa",
-                              positions_after_padding=True)
+                              positions_after_padding=True, position_ids_input=False)
 XLM_ROBERTA = dataclasses.replace(ROBERTA, model_types=("xlm-roberta",), name="XLM-RoBERTa")
 
 MPNET = Family(

@@ -1,6 +1,11 @@
 """Golden cases: a few texts with their token ids and the outputs each shipped format gave at build
 time, so any runtime (the Python wrapper, the Android app, a CI job) can prove it reproduces the build.
-`golden_matches` is the rule every checker applies (android_demo's GoldenCheck.java mirrors it)."""
+`golden_matches` is the rule every checker applies (android_demo's GoldenCheck.java mirrors it).
+
+`expected[fmt]` is the output list for a format without signatures (ONNX), and {signature: output}
+for one with them (TFLite, issue #12): every signature the case fits in, so each bucket of the one
+file is proven, not only the one the runtime would pick. Dynamic int8 quantises activations per call,
+so padding to a longer bucket moves the output a little; each signature keeps its own expectation."""
 
 from __future__ import annotations
 
@@ -22,9 +27,33 @@ def golden_cases(bundles: dict, validation_texts) -> list[dict]:
     first = next(iter(bundles.values()))
     cases = []
     for text, tok_ids in zip(texts, first.encode(texts)):
-        expected = {fmt: b.run_ids([tok_ids])[0].round(6).tolist() for fmt, b in bundles.items()}
+        expected = {fmt: _expected(b, tok_ids) for fmt, b in bundles.items()}
         cases.append({"text": text, "ids": tok_ids, "expected": expected})
     return cases
+
+
+def _expected(bundle, ids):
+    if not bundle.signatures:
+        return bundle.run_ids([ids])[0].round(6).tolist()
+    return {name: bundle.run_ids([ids], signature=name)[0].round(6).tolist()
+            for name in fitting_signatures(bundle.manifest, bundle.format, len(ids))}
+
+
+def fitting_signatures(manifest: dict, fmt: str, length: int) -> list[str]:
+    """The signatures of `fmt`'s artifact whose bucket holds `length` tokens, shortest first."""
+    art = next((a for a in manifest["artifacts"] if a["format"] == fmt), {})
+    sigs = sorted(art.get("signatures") or [], key=lambda s: s["sequence_length"])
+    return [s["name"] for s in sigs if s["sequence_length"] >= length]
+
+
+def golden_runs(case: dict, fmt: str):
+    """(signature or None, expected output) for each run a checker makes of this case in `fmt`."""
+    expected = case.get("expected", {}).get(fmt)
+    if expected is None:
+        return []
+    if isinstance(expected, dict):
+        return list(expected.items())  # as written: shortest bucket first
+    return [(None, expected)]
 
 
 def golden_matches(task: str, expected, got, tolerance: dict) -> tuple[bool, str]:

@@ -91,7 +91,10 @@ def tflite_details(path: Path) -> dict:
     op_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     type_names = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
     ops, weights = Counter(), []
-    for sg in model.subgraphs:
+    # The signatures (one subgraph per sequence bucket, issue #12) share their weight buffers: each
+    # buffer is counted once, and the operators are those of one signature (every one has the same).
+    counted: set[int] = set()
+    for index, sg in enumerate(model.subgraphs):
         consumer = {}
         # Blockwise scales (int4 embedding tables) belong to the part of the tensor they scale.
         owner = {}
@@ -105,14 +108,16 @@ def tflite_details(path: Path) -> dict:
             name = op_names.get(max(code.builtinCode, code.deprecatedBuiltinCode), str(code.builtinCode))
             if name == "CUSTOM" and code.customCode:
                 name = f"CUSTOM:{code.customCode.decode(errors='replace')}"
-            ops[name] += 1
+            if index == 0:
+                ops[name] += 1
             for idx in op.inputs if op.inputs is not None else ():
                 consumer.setdefault(int(idx), name)
         for i, t in enumerate(sg.tensors):
             buf = model.buffers[t.buffer] if t.buffer < len(model.buffers) else None
             nbytes = len(buf.data) if buf is not None and buf.data is not None else int(getattr(buf, "size", 0) or 0)
-            if not nbytes:
-                continue  # activations and inputs have no buffer
+            if not nbytes or t.buffer in counted:
+                continue  # activations and inputs have no buffer; a shared one is counted once
+            counted.add(t.buffer)
             numel = int(np.prod(t.shape)) if t.shape is not None and len(t.shape) else 1
             ref = owner.get(i, i)
             tname = sg.tensors[ref].name
@@ -124,7 +129,8 @@ def tflite_details(path: Path) -> dict:
 
 def artifact_details(root: Path, art: dict) -> dict:
     path = rt.confined(root, art["path"])
-    out = {k: art.get(k) for k in ("path", "format", "precision", "quantization", "sequence_length")}
+    out = {k: art.get(k) for k in ("path", "format", "precision", "quantization", "buckets")}
+    out["signatures"] = [s.get("name") for s in art.get("signatures") or []]
     out["requires"] = list(art.get("requires") or [])
     out["bytes"] = path.stat().st_size if path.is_file() else None
     if not path.is_file():
@@ -188,7 +194,7 @@ def render(info: dict) -> str:
         gated = {k: v for k, v in info["budget"].items() if v}
         lines.append("  budget: " + ", ".join(f"{k}={v:g}" for k, v in gated.items()))
     for a in info["artifacts"]:
-        seq = f", seq {a['sequence_length']}" if a.get("sequence_length") else ""
+        seq = f", signatures {' '.join(a['signatures'])}" if a.get("signatures") else ""
         lines.append(f"\n{a['path']} ({a['format']}, {a['precision']}{seq}): {_mb(a['bytes'])}")
         for req in a.get("requires") or ():
             version = req.get("min_version")
@@ -204,5 +210,5 @@ def render(info: dict) -> str:
         )
         lines.append("  by part: " + ", ".join(f"{k} {_mb(v)}" for k, v in w["parts"].items()))
         lines.append("  by dtype: " + ", ".join(f"{k} {_mb(v)}" for k, v in w["dtypes"].items()))
-        lines.append("  operators: " + ", ".join(f"{k}×{v}" for k, v in a["operators"].items()))
+        lines.append(("  operators (each signature): " if a.get("signatures") else "  operators: ") + ", ".join(f"{k}×{v}" for k, v in a["operators"].items()))
     return "\n".join(lines) + "\n"

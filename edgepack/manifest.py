@@ -149,7 +149,9 @@ def manifest_for(ctx: BuildContext) -> dict:
                 "quantization": ctx.target.quantize.mode,
                 # runtime versions/ops this file needs (e.g. int4 embeddings); the runtime checks them
                 "requires": [dict(r) for r in a.requires],
-                "sequence_length": a.sequence_length,
+                # static buckets this file serves (TFLite: one signature each); null = dynamic length
+                "buckets": list(a.buckets) or None,
+                "signatures": [dict(s) for s in a.signatures],
                 "inputs": list(a.inputs),
                 "outputs": list(a.outputs),
                 "bytes": (ctx.staging_dir / a.path).stat().st_size,

@@ -18,11 +18,21 @@ from .families import FAMILIES
 from .teacher import DENSE_ACTIVATIONS, weights_dir
 
 
-def model_inputs(input_ids, attention_mask, token_type_ids: bool, head_mask=None) -> dict:
+def model_inputs(input_ids, attention_mask, token_type_ids: bool, head_mask=None, ids_from_input: bool = False) -> dict:
     kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
     if token_type_ids:
         # Single-text inputs: segment ids are all zero, so they are built in-graph, not an input.
         kwargs["token_type_ids"] = torch.zeros_like(input_ids)
+    if ids_from_input:
+        # Static-shape export with one signature per bucket (issue #12): segment and position ids made
+        # from the input are not folded into constants, so every signature looks them up in the ONE
+        # shared table, instead of each carrying its own fp32 [1, bucket, hidden] slice of the position
+        # table and broadcast of the segment row (0.69 MB of an 8.5 MB student at buckets 32/64/128).
+        # Same values as the model's defaults: segment 0, positions 0..n-1.
+        ones = (input_ids >= 0).to(input_ids.dtype)  # all ones, but computed: nothing to fold
+        kwargs["position_ids"] = ones.cumsum(1) - 1
+        if token_type_ids:
+            kwargs["token_type_ids"] = ones - 1
     if head_mask is not None:  # head-importance scoring only (student/prune.py)
         kwargs["head_mask"] = head_mask
     return kwargs
@@ -39,9 +49,10 @@ def max_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * m + (1.0 - m) * -1e9).max(dim=1).values
 
 
-def pooled(model, input_ids, attention_mask, pooling: str, token_type_ids: bool, head_mask=None) -> torch.Tensor:
+def pooled(model, input_ids, attention_mask, pooling: str, token_type_ids: bool, head_mask=None,
+           ids_from_input: bool = False) -> torch.Tensor:
     """The sentence embedding before normalisation: what distillation matches and the graph ships."""
-    hidden = model(**model_inputs(input_ids, attention_mask, token_type_ids, head_mask)).last_hidden_state
+    hidden = model(**model_inputs(input_ids, attention_mask, token_type_ids, head_mask, ids_from_input)).last_hidden_state
     if pooling == "cls":
         return hidden[:, 0]
     return max_pool(hidden, attention_mask) if pooling == "max" else mean_pool(hidden, attention_mask)
@@ -66,16 +77,19 @@ def load_dense(path: Path) -> torch.nn.Sequential:
 
 
 class EmbeddingHead(torch.nn.Module):
-    def __init__(self, model, pooling: str = "mean", normalize: bool = True, token_type_ids: bool = True, dense=None):
+    def __init__(self, model, pooling: str = "mean", normalize: bool = True, token_type_ids: bool = True, dense=None,
+                 ids_from_input: bool = False):
         super().__init__()
         self.model, self.pooling, self.normalize, self.token_type_ids = model, pooling, normalize, token_type_ids
+        self.ids_from_input = ids_from_input  # see model_inputs; set by for_signatures()
         # Only registered when present: a model without Dense keeps exactly the graph (and TFLite
         # tensor names) it had before issue #13.
         if dense is not None:
             self.dense = dense
 
     def forward(self, input_ids, attention_mask):
-        emb = pooled(self.model, input_ids, attention_mask, self.pooling, self.token_type_ids)
+        emb = pooled(self.model, input_ids, attention_mask, self.pooling, self.token_type_ids,
+                     ids_from_input=self.ids_from_input)
         if hasattr(self, "dense"):
             emb = self.dense(emb)
         if self.normalize:
@@ -84,12 +98,27 @@ class EmbeddingHead(torch.nn.Module):
 
 
 class ClassifierHead(torch.nn.Module):
-    def __init__(self, model, token_type_ids: bool = True):
+    def __init__(self, model, token_type_ids: bool = True, ids_from_input: bool = False):
         super().__init__()
         self.model, self.token_type_ids = model, token_type_ids
+        self.ids_from_input = ids_from_input  # see model_inputs; set by for_signatures()
 
     def forward(self, input_ids, attention_mask):
-        return self.model(**model_inputs(input_ids, attention_mask, self.token_type_ids)).logits
+        return self.model(**model_inputs(input_ids, attention_mask, self.token_type_ids,
+                                         ids_from_input=self.ids_from_input)).logits
+
+
+def for_signatures(head: torch.nn.Module, family: str) -> torch.nn.Module:
+    """The same head (same weights, same outputs) with position/segment ids computed from the input,
+    for a multi-signature TFLite export (model_inputs). Only for families whose forward takes
+    `position_ids` with the 0..n-1 meaning (BERT); others are returned as they are."""
+    import copy
+
+    if not FAMILIES[family].position_ids_input:
+        return head
+    out = copy.copy(head)  # a shallow copy shares the submodules (the weights)
+    out.ids_from_input = True
+    return out
 
 
 def load_hf_model(path: Path, task: str, allow_pickle: bool = False):

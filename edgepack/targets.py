@@ -41,6 +41,12 @@ class QuantizeSpec:
     # position/token-type tables and every matrix keep the mode's int8.
     embedding_bits: int = 8
     embedding_block_size: int = 32  # 32, 64, 128 or 256 (ai-edge-quantizer's blockwise granularities)
+    # dynamic-int8 only: bits of the matrix-product weights (issue #12). 8 = int8 per channel (or in
+    # `block_size` blocks for ONNX); 4 = int4 in blocks of `weight_block_size` inputs, one scale per
+    # block (ONNX com.microsoft.MatMulNBits, TFLite blockwise FULLY_CONNECTED). Embedding lookups keep
+    # `embedding_bits`; the same parity gates and accuracy-aware fallback apply.
+    weight_bits: int = 8
+    weight_block_size: int = 32  # 32, 64, 128 or 256: the granularities both quantisers share
 
 
 @dataclass(frozen=True)
@@ -183,6 +189,15 @@ def _check_quantize(q: QuantizeSpec, formats: tuple[str, ...], source: str) -> N
         raise TargetError(f"{source}: 'quantize.embedding_bits' must be 8 or 4")
     if q.embedding_block_size not in (32, 64, 128, 256):
         raise TargetError(f"{source}: 'quantize.embedding_block_size' must be 32, 64, 128 or 256")
+    if q.weight_bits not in (4, 8):
+        raise TargetError(f"{source}: 'quantize.weight_bits' must be 8 or 4")
+    if q.weight_block_size not in (32, 64, 128, 256):
+        raise TargetError(f"{source}: 'quantize.weight_block_size' must be 32, 64, 128 or 256")
+    if q.weight_bits == 4 and q.mode != "dynamic-int8":
+        raise TargetError(f"{source}: 'quantize.weight_bits = 4' needs mode = \"dynamic-int8\" (got \"{q.mode}\")")
+    if q.weight_bits == 4 and q.block_size:
+        raise TargetError(f"{source}: 'quantize.block_size' is for int8 blocks; with 'weight_bits = 4' set "
+                          "'weight_block_size' instead")
     if q.embedding_bits == 4 and q.mode != "dynamic-int8":
         raise TargetError(f"{source}: 'quantize.embedding_bits = 4' needs mode = \"dynamic-int8\" (got \"{q.mode}\")")
     if q.fallback_max_layers and q.mode not in ("static-int8", "dynamic-int8"):

@@ -101,9 +101,37 @@ def run_core(classes: Path, *cases: Path) -> tuple[int, int, int, str]:
     return done.returncode, int(match.group(1)), int(match.group(2)), out
 
 
+def tflite_artifact(manifest: dict) -> dict:
+    [art] = [a for a in manifest["artifacts"] if a["format"] == "tflite"]
+    return art
+
+
 def tflite_max_length(manifest: dict) -> int:
-    buckets = [a["sequence_length"] for a in manifest["artifacts"] if a["format"] == "tflite"]
-    return min(manifest["tokenizer"]["max_length"], max(buckets))
+    return min(manifest["tokenizer"]["max_length"], max(tflite_artifact(manifest)["buckets"]))
+
+
+def signature_runs(bundle: Path, manifest: dict) -> list[dict]:
+    """Every golden case through every signature the build recorded it for, run by LiteRT here (a plain
+    JVM has no LiteRT): the padded input each signature is fed and what it returned. The Java core must
+    prepare the same input and accept the output with its golden rule."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    art = tflite_artifact(manifest)
+    interp = Interpreter(model_path=str(bundle / art["path"]), num_threads=1)
+    lengths = {s["name"]: s["sequence_length"] for s in art["signatures"]}
+    key = art["outputs"][0]["signature_output"]
+    runs = []
+    for i, case in enumerate(manifest["golden"]):
+        for name in case["expected"]["tflite"]:
+            seq, n = lengths[name], len(case["ids"])
+            ids = np.zeros((1, seq), np.int32)
+            mask = np.zeros((1, seq), np.int32)
+            ids[0, :n] = case["ids"]
+            mask[0, :n] = 1
+            out = interp.get_signature_runner(name)(input_ids=ids, attention_mask=mask)[key][0]
+            runs.append({"case": i, "signature": name, "input_ids": ids[0].tolist(), "attention_mask": mask[0].tolist(),
+                         "output": f32(out).tolist()})
+    return runs
 
 
 def hf_ids(bundle: Path, texts, max_length: int) -> list[list[int]]:
@@ -129,7 +157,9 @@ def f32(values) -> np.ndarray:
 def write_cases(bundle: Path, dst: Path, texts=TRICKY, name: str | None = None) -> dict:
     manifest = json.loads((bundle / "edgepack.json").read_text(encoding="utf-8"))
     tok = manifest["tokenizer"]
-    buckets = sorted(a["sequence_length"] for a in manifest["artifacts"] if a["format"] == "tflite")
+    art = tflite_artifact(manifest)
+    buckets = sorted(art["buckets"])
+    names = {s["sequence_length"]: s["name"] for s in art["signatures"]}
     max_length = tflite_max_length(manifest)
     pooling = manifest.get("pooling") or {}
     golden = manifest["golden"]
@@ -156,7 +186,9 @@ def write_cases(bundle: Path, dst: Path, texts=TRICKY, name: str | None = None) 
             if n >= 1
         ],
     }
-    outputs = [f32(g["expected"]["tflite"]) for g in golden]
+    cases["signature_runs"] = signature_runs(bundle, manifest)
+    # post-processing runs on the output of the signature the app picks (the shortest that fits)
+    outputs = [f32(g["expected"]["tflite"][names[expected_bucket(buckets, len(g["ids"]))]]) for g in golden]
     if manifest["task"] == "text-classification":
         cases["softmax"] = []
         for logits in outputs:
@@ -180,7 +212,7 @@ def write_cases(bundle: Path, dst: Path, texts=TRICKY, name: str | None = None) 
 def test_core_self_checks_pass(java_classes):
     rc, passed, failed, out = run_core(java_classes)
     assert (rc, failed) == (0, 0), out
-    assert passed >= 14
+    assert passed >= 15
 
 
 def test_tiny_embedding_bundle_parity(java_classes, tiny_bundle_ro, tmp_path):
@@ -188,8 +220,11 @@ def test_tiny_embedding_bundle_parity(java_classes, tiny_bundle_ro, tmp_path):
     rc, passed, failed, out = run_core(java_classes, tmp_path / "embed.json")
     assert (rc, failed) == (0, 0), out
     n_golden = cases["expect"]["golden_count"]
-    # open, manifest, sha256, tamper, per golden (ids, bucket, outputs), tricky, buckets, ranking
-    assert passed >= 14 + 4 + 3 * n_golden + len(TRICKY) + 300 + len(cases["bucket_choices"]) + 1
+    runs = len(cases["signature_runs"])
+    assert runs > n_golden  # short cases fit both signatures (seq16 and seq32)
+    # open, manifest, sha256, tamper, per golden (ids, bucket, signatures, outputs), per (golden, signature)
+    # run, all runs counted, tricky, buckets, ranking
+    assert passed >= 15 + 4 + 4 * n_golden + runs + 1 + len(TRICKY) + 300 + len(cases["bucket_choices"]) + 1
     assert any(1 in c["ids"] for c in cases["tokenizer_cases"]), "tricky set should reach [UNK] on the tiny vocab"
 
 
@@ -198,7 +233,7 @@ def test_tiny_classifier_bundle_parity(java_classes, tiny_classifier_bundle_ro, 
     rc, passed, failed, out = run_core(java_classes, tmp_path / "cls.json")
     assert (rc, failed) == (0, 0), out
     assert len(cases["softmax"]) == cases["expect"]["golden_count"] > 0
-    assert passed >= 14 + 4 + 4 * cases["expect"]["golden_count"] + len(TRICKY)
+    assert passed >= 15 + 4 + 5 * cases["expect"]["golden_count"] + len(TRICKY)
 
 
 def rewrite_vocab_entry(bundle: Path, old: str, new: str, rehash: bool) -> None:
@@ -237,13 +272,13 @@ def test_changed_vocab_without_rehash_is_refused(java_classes, tiny_bundle, tmp_
 
 def test_changed_model_byte_is_refused(java_classes, tiny_bundle, tmp_path):
     write_cases(tiny_bundle, tmp_path / "cases.json")
-    model = tiny_bundle / "model.seq16.tflite"
+    model = tiny_bundle / "model.tflite"
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 0xFF
     model.write_bytes(bytes(data))
     rc, _, failed, out = run_core(java_classes, tmp_path / "cases.json")
     assert rc == 1, out
-    assert re.search(r"^FAIL .*: every file matches its sha256: .*model\.seq16\.tflite: sha256", out, re.M), out
+    assert re.search(r"^FAIL .*: every file matches its sha256: .*model\.tflite: sha256", out, re.M), out
 
 
 def test_unsupported_tokenizer_is_refused(java_classes, tiny_bundle, tmp_path):
@@ -314,3 +349,19 @@ def test_real_and_pruned_vocab_parity(java_classes, tiny_bundle, tmp_path):
         assert passed >= len(texts)
         assert cases["expect"]["unk_id"] == spec["model"]["vocab"]["[UNK]"]
     assert len(pruned["model"]["vocab"]) == 3000 < len(teacher["model"]["vocab"])
+
+
+def test_a_wrong_output_through_one_signature_fails(java_classes, tiny_bundle_ro, tmp_path):
+    """The per-signature runs are not vacuous: one signature's output changed, or its input prepared
+    differently, fails exactly that (case, signature) line."""
+    cases = write_cases(tiny_bundle_ro, tmp_path / "cases.json")
+    runs = cases["signature_runs"]
+    target = next(r for r in runs if r["signature"] == "seq32")
+    target["output"] = [-x for x in target["output"]]
+    other = next(r for r in runs if r is not target)
+    other["input_ids"] = other["input_ids"][1:] + [0]
+    (tmp_path / "cases.json").write_text(json.dumps(cases, ensure_ascii=True), encoding="utf-8")
+    rc, _, failed, out = run_core(java_classes, tmp_path / "cases.json")
+    assert rc == 1 and failed == 2, out
+    assert re.search(r"^FAIL .*: golden through seq32 .*LiteRT's output through seq32: cosine", out, re.M), out
+    assert re.search(r"^FAIL .*: golden through seq\d+ .*input_ids fed to seq\d+", out, re.M), out

@@ -32,7 +32,8 @@ def test_inspect_counts_operators_per_format(tiny_info):
     by_format = {a["format"]: a for a in tiny_info["artifacts"]}
     assert by_format["onnx"]["operators"].get("MatMulInteger", 0) > 0  # dynamic int8 matmuls
     assert by_format["tflite"]["operators"].get("FULLY_CONNECTED", 0) > 0
-    assert by_format["tflite"]["operators"].get("EMBEDDING_LOOKUP", 0) == 1
+    # per signature: word, position and segment lookups (ids computed in-graph, modeling.for_signatures)
+    assert by_format["tflite"]["operators"].get("EMBEDDING_LOOKUP", 0) == 3
 
 
 def test_inspect_weight_accounting_adds_up(tiny_info):
@@ -60,19 +61,19 @@ def test_inspect_cli_text_and_json(tiny_bundle_ro):
     assert "operators:" in text.output and "quantised:" in text.output and "by part:" in text.output
     as_json = invoke("inspect", tiny_bundle_ro, "--json")
     assert as_json.exit_code == 0
-    assert {a["path"] for a in json.loads(as_json.output)["artifacts"]} == {"model.onnx", "model.seq16.tflite", "model.seq32.tflite"}
+    assert {a["path"] for a in json.loads(as_json.output)["artifacts"]} == {"model.onnx", "model.tflite"}
 
 
 def test_inspect_does_not_parse_tampered_artifacts(tiny_bundle):
     from edgepack.inspect import inspect_bundle
 
-    path = tiny_bundle / "model.seq16.tflite"
+    path = tiny_bundle / "model.tflite"
     data = bytearray(path.read_bytes())
     data[100] ^= 0xFF
     path.write_bytes(bytes(data))
     arts = {a["path"]: a for a in inspect_bundle(tiny_bundle)["artifacts"]}
-    assert "sha256 differs" in arts["model.seq16.tflite"]["error"]
-    assert "operators" not in arts["model.seq16.tflite"]
+    assert "sha256 differs" in arts["model.tflite"]["error"]
+    assert "operators" not in arts["model.tflite"]
     assert "operators" in arts["model.onnx"]
 
 

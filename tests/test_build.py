@@ -13,10 +13,11 @@ from edgepack.runtime.edgepack_runtime import load_bundle, sha256_file
 
 def test_bundle_layout_and_manifest(tiny_bundle_ro):
     files = {p.name for p in tiny_bundle_ro.iterdir()}
-    assert {"edgepack.json", "model.onnx", "model.seq16.tflite", "model.seq32.tflite", "tokenizer.json",
+    assert {"edgepack.json", "model.onnx", "model.tflite", "tokenizer.json",
             "vocab.txt", "report.md", "report.json", "edgepack_runtime.py"} <= files
+    assert len([f for f in files if f.endswith(".tflite")]) == 1  # buckets are signatures, not files
     m = json.loads((tiny_bundle_ro / "edgepack.json").read_text())
-    assert m["format_version"] == 1 and m["task"] == "sentence-embedding"
+    assert m["format_version"] == 2 and m["task"] == "sentence-embedding"
     assert m["pooling"] == {"mode": "mean", "normalize": True, "in_graph": True}
     assert len(m["golden"]) >= 5
     for art in m["artifacts"]:
@@ -24,7 +25,11 @@ def test_bundle_layout_and_manifest(tiny_bundle_ro):
         assert [i["name"] for i in art["inputs"]] == ["input_ids", "attention_mask"]
         assert art["outputs"][0]["name"] == "embedding"
         if art["format"] == "tflite":
-            assert art["inputs"][0]["dtype"] == "int32" and art["inputs"][0]["shape"] == [1, art["sequence_length"]]
+            assert art["inputs"][0]["dtype"] == "int32" and art["inputs"][0]["shape"] == [1, "sequence"]
+            assert art["buckets"] == [16, 32]
+            assert art["signatures"] == [{"name": "seq16", "sequence_length": 16}, {"name": "seq32", "sequence_length": 32}]
+        else:
+            assert art["buckets"] is None and art["signatures"] == []
     for rel, meta in m["files"].items():
         assert meta["sha256"] == sha256_file(tiny_bundle_ro / rel)
     assert set(m["provenance"]["tools"]) >= {"torch", "onnxruntime", "edgepack"}
@@ -190,7 +195,7 @@ def test_default_build_on_builtin_teacher(real_bundle_ro):
 @pytest.mark.slow
 def test_teacher_profile_keeps_every_sentence_above_099(session_dir, cache_dir):
     """Issue #3 done-when, on the profile that ships the teacher itself: cosine ≥ 0.99 to the teacher on
-    every validation sentence, each model file ≤ 25 MB, and `check` passes."""
+    every validation sentence, and `check` passes; issue #12: ONE .tflite (three signatures) ≤ 26 MB."""
     import edgepack
 
     out = session_dir / "bundle-real-teacher"
@@ -198,7 +203,9 @@ def test_teacher_profile_keeps_every_sentence_above_099(session_dir, cache_dir):
     for fmt in ("tflite", "onnx"):
         m = ctx.metrics["formats"][fmt]
         assert m["vs_teacher"]["cosine_min"] >= 0.99, (fmt, m["vs_teacher"])
-        assert m["largest_file_bytes"] <= 25e6
+        assert m["largest_file_bytes"] <= 26e6
+    assert [p.name for p in out.glob("*.tflite")] == ["model.tflite"]
+    assert (out / "model.tflite").stat().st_size <= 26e6
     assert check_bundle(out).passed
 
 

@@ -104,14 +104,14 @@ def _tflite_lookup_tables(path: Path):
     from ai_edge_litert.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model(str(path))
-    sg = model.subgraphs[0]
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     by_op = {}
-    for op in sg.operators:
-        code = model.operatorCodes[op.opcodeIndex]
-        name = names[max(code.builtinCode, code.deprecatedBuiltinCode)]
-        if len(op.inputs) > 1:
-            by_op.setdefault(name, []).append(sg.tensors[op.inputs[1]])
+    for sg in model.subgraphs:  # one per signature (bucket); they share the weight buffers
+        for op in sg.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            name = names[max(code.builtinCode, code.deprecatedBuiltinCode)]
+            if len(op.inputs) > 1:
+                by_op.setdefault(name, []).append(sg.tensors[op.inputs[1]])
     return by_op, schema
 
 
@@ -120,8 +120,13 @@ def test_tflite_word_lookup_is_int4_blockwise_and_matrices_stay_int8(int4_bundle
         if art["format"] != "tflite":
             continue
         by_op, schema = _tflite_lookup_tables(int4_bundle / art["path"])
-        [table] = by_op["EMBEDDING_LOOKUP"]
-        assert table.type == schema.TensorType.INT4
+        lookups = by_op["EMBEDDING_LOOKUP"]
+        tables = [t for t in lookups if t.type == schema.TensorType.INT4]
+        assert len(tables) == len(art["signatures"]) == 2
+        assert len({t.buffer for t in tables}) == 1  # one int4 table shared by both signatures
+        # the position and segment lookups (computed ids, modeling.for_signatures) stay int8
+        assert {t.type for t in lookups if t.type != schema.TensorType.INT4} == {schema.TensorType.INT8}
+        table = tables[0]
         assert table.quantization.detailsType == schema.QuantizationDetails.BlockwiseQuantization
         assert table.quantization.details.blockSize == 32
         assert {t.type for t in by_op["FULLY_CONNECTED"]} == {schema.TensorType.INT8}
@@ -222,9 +227,9 @@ def factorised_fp32(tmp_path_factory) -> dict:
     head = wrap(model, "sentence-embedding", "bert").eval()
     tmp = tmp_path_factory.mktemp("factorised")
     export_onnx(head, tmp / "fp32.onnx", "sentence-embedding")
-    export_tflite(head, tmp / "fp32.seq16.tflite", 16)
+    export_tflite(head, tmp / "fp32.tflite", (16, 32))
     ids = np.random.RandomState(0).randint(1, 300, (6, 16))
-    return {"dir": tmp, "onnx": tmp / "fp32.onnx", "tflite": tmp / "fp32.seq16.tflite", "ids": ids}
+    return {"dir": tmp, "onnx": tmp / "fp32.onnx", "tflite": tmp / "fp32.tflite", "ids": ids}
 
 
 def _run(fmt: str, path: Path, ids: np.ndarray) -> np.ndarray:
@@ -235,7 +240,7 @@ def _run(fmt: str, path: Path, ids: np.ndarray) -> np.ndarray:
         return sess.run(None, {"input_ids": ids.astype(np.int64), "attention_mask": np.ones_like(ids, dtype=np.int64)})[0]
     from ai_edge_litert.interpreter import Interpreter
 
-    runner = Interpreter(model_path=str(path)).get_signature_runner()
+    runner = Interpreter(model_path=str(path)).get_signature_runner("seq16")
     return np.concatenate([next(iter(runner(input_ids=row[None].astype(np.int32),
                                             attention_mask=np.ones((1, len(row)), np.int32)).values())) for row in ids])
 
@@ -247,7 +252,7 @@ def test_factorised_lookup_table_goes_int4_and_keeps_the_output(fmt, factorised_
     sizes = {}
     for bits in (8, 4):
         dst = out / f"e{bits}.{fmt}"
-        quantize.quantize_file(src, dst, fmt, QuantizeSpec(embedding_bits=bits), seq=16)
+        quantize.quantize_file(src, dst, fmt, QuantizeSpec(embedding_bits=bits), buckets=(16, 32))
         got = _run(fmt, dst, ids)
         cos = (got * ref).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(ref, axis=1)
         assert cos.min() > 0.99, (bits, cos)
@@ -259,7 +264,7 @@ def test_factorised_lookup_table_goes_int4_and_keeps_the_output(fmt, factorised_
         assert "/word_embeddings/lookup/" in gbq.name
     else:
         by_op, schema = _tflite_lookup_tables(out / "e4.tflite")
-        assert [t.type for t in by_op["EMBEDDING_LOOKUP"]] == [schema.TensorType.INT4]
+        assert [t.type for t in by_op["EMBEDDING_LOOKUP"]] == [schema.TensorType.INT4] * 2
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "tflite"])
@@ -267,7 +272,7 @@ def test_excluded_word_embeddings_stay_float_and_bad_block_is_refused(fmt, facto
     src, out = factorised_fp32[fmt], factorised_fp32["dir"]
     spec = QuantizeSpec(embedding_bits=4)
     dst = out / f"excluded.{fmt}"
-    quantize.quantize_file(src, dst, fmt, spec, exclude=("word_embeddings",), seq=16)
+    quantize.quantize_file(src, dst, fmt, spec, exclude=("word_embeddings",), buckets=(16, 32))
     if fmt == "onnx":
         graph = onnx.load(str(dst)).graph
         inits = {i.name: i.data_type for i in graph.initializer}
@@ -276,7 +281,7 @@ def test_excluded_word_embeddings_stay_float_and_bad_block_is_refused(fmt, facto
         assert inits[word.input[0]] == onnx.TensorProto.FLOAT
     else:
         by_op, schema = _tflite_lookup_tables(dst)
-        assert [t.type for t in by_op["EMBEDDING_LOOKUP"]] == [schema.TensorType.FLOAT32]
+        assert [t.type for t in by_op["EMBEDDING_LOOKUP"]] == [schema.TensorType.FLOAT32] * 2
     # the rank-32 table cannot be cut into blocks of 64
     with pytest.raises(TargetError, match="embedding_block_size' 64 does not divide the word-embedding width 32"):
-        quantize.quantize_file(src, out / f"bad.{fmt}", fmt, QuantizeSpec(embedding_bits=4, embedding_block_size=64), seq=16)
+        quantize.quantize_file(src, out / f"bad.{fmt}", fmt, QuantizeSpec(embedding_bits=4, embedding_block_size=64), buckets=(16, 32))

@@ -69,7 +69,7 @@ def test_histogram_counts_every_validation_sentence(page, tiny_bundle_ro):
 def test_size_plot_matches_the_files(page, tiny_bundle_ro):
     size = svgs(page)["Size breakdown per artifact"]
     labels = [t.text for t in size.iter("{http://www.w3.org/2000/svg}text")]
-    for name in ("model.onnx", "model.seq16.tflite", "model.seq32.tflite"):
+    for name in ("model.onnx", "model.tflite"):
         assert name in labels
         mb = f"{(tiny_bundle_ro / name).stat().st_size / 1e6:.2f} MB"
         assert any(lbl and lbl.startswith(mb) for lbl in labels)

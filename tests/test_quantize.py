@@ -159,7 +159,7 @@ def test_exclusion_list_keeps_named_layers_float_in_onnx(static_bundle):
 def test_exclusion_list_keeps_named_layers_float_in_tflite(static_bundle):
     from ai_edge_litert.interpreter import Interpreter
 
-    interp = Interpreter(model_path=str(static_bundle / "model.seq32.tflite"))
+    interp = Interpreter(model_path=str(static_bundle / "model.tflite"))
     tensors = {t["index"]: t for t in interp.get_tensor_details()}
     dtype_of = {}
     for op in interp._get_ops_details():
@@ -217,7 +217,7 @@ def test_every_mode_and_format_round_trips_through_build_and_check(mode, precisi
     if mode == "fp16":  # ai-edge-quantizer has no fp16 recipe; its FLOAT_CASTING stores fp16 weights
         from ai_edge_litert.interpreter import Interpreter
 
-        dtypes = {t["dtype"].__name__ for t in Interpreter(model_path=str(out / "model.seq16.tflite")).get_tensor_details()}
+        dtypes = {t["dtype"].__name__ for t in Interpreter(model_path=str(out / "model.tflite")).get_tensor_details()}
         assert "float16" in dtypes
 
 
@@ -229,8 +229,9 @@ def test_android_npu_target_builds_full_integer(tmp_path, tiny_model, tiny_data,
     edgepack.build(target="android-npu", model=str(tiny_model), data=(str(tiny_data),), out=out, cache_dir=cache_dir)
     assert check_bundle(out).passed
     manifest = json.loads((out / "edgepack.json").read_text())
-    assert [a["sequence_length"] for a in manifest["artifacts"]] == [64, 128]  # static shapes
-    interp = Interpreter(model_path=str(out / "model.seq64.tflite"))
+    [tfl] = [a for a in manifest["artifacts"] if a["format"] == "tflite"]
+    assert tfl["buckets"] == [64, 128]  # static shapes, one signature each
+    interp = Interpreter(model_path=str(out / "model.tflite"))
     tensors = {t["index"]: t for t in interp.get_tensor_details()}
     int8_ops = {op["op_name"] for op in interp._get_ops_details()
                 if any(tensors[i]["dtype"].__name__ == "int8" for i in op["outputs"] if i >= 0)}

@@ -449,7 +449,7 @@ def test_bundle_extra_file(tiny_bundle):
     assert _predict(tiny_bundle).exit_code == 0
 
 
-@pytest.mark.parametrize("name", ["model.onnx", "model.seq16.tflite", "tokenizer.json"])
+@pytest.mark.parametrize("name", ["model.onnx", "model.tflite", "tokenizer.json"])
 def test_bundle_tampered_file(tiny_bundle, name):
     path = tiny_bundle / name
     raw = bytearray(path.read_bytes())

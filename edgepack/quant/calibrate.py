@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
+from ..export import signature_name
 from ..tokenizer import load_tokenizer
 from . import layer_names, quiet
 
@@ -162,25 +163,43 @@ def quantize_onnx_static(src: Path, dst: Path, per_channel: bool, exclude, calib
 
 # -- TFLite ------------------------------------------------------------------------------------------
 
-def tflite_ops(path: Path) -> list[tuple[str, str, str]]:
-    """(op name, layer, quantiser scope) for every op of the main subgraph, in order."""
-    from ai_edge_litert.interpreter import Interpreter
+@dataclass(frozen=True)
+class TFLiteOp:
+    name: str  # FULLY_CONNECTED, EMBEDDING_LOOKUP, ...
+    layer: str  # layer_names.tflite_layer of its first output
+    scope: str  # what ai-edge-quantizer's recipe regexes match (its output tensor names)
+    weight_width: int | None  # last dimension of its second input, when that is a constant (a weight)
 
-    interp = Interpreter(model_path=str(path))
-    names = {t["index"]: t["name"] for t in interp.get_tensor_details()}
+
+def tflite_ops(path: Path) -> list[TFLiteOp]:
+    """Every op of every subgraph (one per signature, issue #12), in order. A recipe entry must name
+    the op in every signature: the signatures share one weight buffer, and an op quantised in one
+    signature but not the other gets its weights copied (the file grows by that tensor)."""
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
+
+    model = fb.read_model(str(path))
     out = []
-    for op in interp._get_ops_details():  # noqa: SLF001 - the public API has no per-op listing
-        outs = [names.get(i, "") for i in op["outputs"] if i >= 0]
-        scope = ";".join(n for n in outs if n) + (";" if any(outs) else "")
-        out.append((op["op_name"], layer_names.tflite_layer(outs[0]) if outs else "", scope))
+    for sg in model.subgraphs:
+        names = [fb.get_tensor_name(t) for t in sg.tensors]
+        for op in sg.operators:
+            op_name = fb.TFL_OP_CODE_TO_NAME.get(model.operatorCodes[op.opcodeIndex].builtinCode)
+            outs = [names[i] for i in op.outputs if i >= 0]
+            scope = ";".join(n for n in outs if n) + (";" if any(outs) else "")
+            width = None
+            if len(op.inputs) > 1 and op.inputs[1] >= 0:
+                w = sg.tensors[op.inputs[1]]
+                if model.buffers[w.buffer].data is not None and len(w.shape):
+                    width = int(w.shape[-1])
+            out.append(TFLiteOp(str(op_name.value if hasattr(op_name, "value") else op_name),
+                                layer_names.tflite_layer(outs[0]) if outs else "", scope, width))
     return out
 
 
 def tflite_quantizable(path: Path, full_integer: bool = False) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
-    for op, layer, scope in tflite_ops(path):
-        if full_integer or op in TFLITE_QUANT_OPS + ("EMBEDDING_LOOKUP",):
-            out.setdefault(layer, []).append(scope)
+    for op in tflite_ops(path):
+        if full_integer or op.name in TFLITE_QUANT_OPS + ("EMBEDDING_LOOKUP",):
+            out.setdefault(op.layer, []).append(op.scope)
     return out
 
 
@@ -215,7 +234,7 @@ def tflite_recipe(path: Path, exclude, activations: str, full_integer: bool) -> 
 _TFLITE_QSVS: dict[tuple, dict] = {}  # (fp32 path, calibration key, activations, full) -> ranges
 
 
-def quantize_tflite_static(src: Path, dst: Path, exclude, calibration: Calibration, seq: int,
+def quantize_tflite_static(src: Path, dst: Path, exclude, calibration: Calibration, buckets,
                            activations: str = "int8", full_integer: bool = False) -> None:
     from ai_edge_quantizer import quantizer
 
@@ -227,7 +246,9 @@ def quantize_tflite_static(src: Path, dst: Path, exclude, calibration: Calibrati
             # Calibrate with nothing excluded so every later exclusion set finds its ranges.
             full = quantizer.Quantizer(str(src))
             full.load_quantization_recipe(tflite_recipe(src, (), activations, full_integer))
-            _TFLITE_QSVS[key] = full.calibrate({"serving_default": tflite_feeds(calibration, seq)}, num_threads=1)
+            # Each bucket's signature on inputs of its own length; the shared weights get one recipe.
+            feeds = {signature_name(seq): tflite_feeds(calibration, seq) for seq in buckets}
+            _TFLITE_QSVS[key] = full.calibrate(feeds, num_threads=1)
         q = quantizer.Quantizer(str(src))
         q.load_quantization_recipe(tflite_recipe(src, exclude, activations, full_integer))
         result = q.quantize(_TFLITE_QSVS[key], enable_progress_report=False)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..context import Artifact, BuildContext
+from ..export import signature_name
 from ..measure.evaluate import evaluate
 from ..measure.gates import GateFailure, gate_failures
 from ..measure.stats import cosine_rows
@@ -60,7 +61,7 @@ def _run_tflite(path: Path, calib: calibrate.Calibration, seq: int) -> np.ndarra
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(path), num_threads=1)
-    runner = interp.get_signature_runner()
+    runner = interp.get_signature_runner(signature_name(seq))
     return np.concatenate([next(iter(runner(**f).values())) for f in calibrate.tflite_feeds(calib, seq)])
 
 
@@ -68,9 +69,9 @@ class _Probe:
     """Quantise one format's representative artifact with a given exclusion list and measure its error."""
 
     def __init__(self, ctx: BuildContext, fmt: str, calib, probe: calibrate.Calibration, work: Path):
-        arts = [a for a in ctx.fp32_artifacts if a.format == fmt]
-        # TFLite: rank on the longest bucket (every probe fits); exclusions then apply to all buckets.
-        self.art: Artifact = max(arts, key=lambda a: a.sequence_length or 0)
+        # One artifact per format. TFLite: rank through the longest bucket's signature (every probe
+        # fits); the exclusions then apply to every signature (they share the weights).
+        self.art: Artifact = next(a for a in ctx.fp32_artifacts if a.format == fmt)
         self.ctx, self.fmt, self.calib, self.probe, self.work = ctx, fmt, calib, probe, work
         self.reference = self._run(Path(self.art.path))
         self.trials = 0
@@ -78,7 +79,7 @@ class _Probe:
     def _run(self, path: Path) -> np.ndarray:
         if self.fmt == "onnx":
             return _run_onnx(path, self.probe)
-        return _run_tflite(path, self.probe, self.art.sequence_length)
+        return _run_tflite(path, self.probe, max(self.art.buckets))
 
     def error(self, exclude) -> float:
         spec = self.ctx.target.quantize
@@ -87,7 +88,7 @@ class _Probe:
         src = Path(self.art.path)
         excl = tuple(spec.exclude) + tuple(exclude)
         # The same call the build makes, so every [quantize] option (block sizes, int4 embeddings) holds.
-        quantize.quantize_file(src, dst, self.fmt, spec, excl, self.calib, self.art.sequence_length)
+        quantize.quantize_file(src, dst, self.fmt, spec, excl, self.calib, self.art.buckets)
         err = output_error(self.ctx.teacher.task, self._run(dst), self.reference)
         dst.unlink(missing_ok=True)
         return err
@@ -160,5 +161,5 @@ def recover(ctx: BuildContext, fails: list[GateFailure]) -> BuildContext:
 
 
 def _artifact_order(ctx: BuildContext):
-    order = {(a.format, a.sequence_length): i for i, a in enumerate(ctx.fp32_artifacts)}
-    return lambda a: order.get((a.format, a.sequence_length), 0)
+    order = {a.format: i for i, a in enumerate(ctx.fp32_artifacts)}
+    return lambda a: order.get(a.format, 0)

@@ -9,6 +9,11 @@ none          the fp32 graph                                   the fp32 graph
 `exclude` names layers kept in float (see layer_names.py); the accuracy-aware fallback (fallback.py)
 re-runs `quantize_file` with more of them.
 
+`weight_bits = 4` (dynamic-int8, issue #12) stores the matrix-product weights in int4 blocks of
+`weight_block_size` inputs: ONNX com.microsoft.MatMulNBits (onnxruntime's MatMulNBitsQuantizer), TFLite
+blockwise FULLY_CONNECTED (ai-edge-quantizer's dynamic 4-bit blockwise recipe). With `embedding_bits = 4`
+too, every large tensor is int4; position/token-type tables stay int8 (below).
+
 `embedding_bits = 4` (dynamic-int8, issue #11) stores only the word-embedding table in int4 blocks:
 ONNX com.microsoft.GatherBlockQuantized, TFLite blockwise EMBEDDING_LOOKUP. Position and token-type
 tables stay int8: in 4 bits they cost far more than the big table does (MiniLM, 3 layers, rank-128
@@ -46,10 +51,19 @@ INT4_EMBEDDINGS_ONNX = {**_ORT, "min_version": "1.20.0", "feature": "com.microso
 INT4_EMBEDDINGS_TFLITE = {**_LITERT, "min_version": "1.4.0",
                           "feature": "EMBEDDING_LOOKUP with an int4 blockwise table (BlockwiseQuantization)"}
 INT8_BLOCKS_ONNX = {**_ORT, "min_version": "1.22.0", "feature": "com.microsoft.MatMulNBits with 8-bit weight blocks"}
+# int4 matrices (issue #12), run here on a tiny BERT with int4 FULLY_CONNECTED / MatMulNBits weights
+# (blocks of 32), output cosine to the fp32 graph: ai-edge-litert 2.0.2 and 2.0.3 run the file WITHOUT
+# an error but wrong (0.81), 2.1.0 and 2.3.0 right (1.000); as with int4 lookups, an older LiteRT does
+# not refuse the file, so the runtime refuses the old LiteRT. onnxruntime 1.19.2, 1.20.0 and 1.32.0 run
+# 4-bit MatMulNBits right (1.000); 1.19.2 is the oldest that imports here (1.17.3 needs numpy < 2).
+INT4_MATRICES_ONNX = {**_ORT, "min_version": "1.19.2", "feature": "com.microsoft.MatMulNBits with 4-bit weight blocks"}
+INT4_MATRICES_TFLITE = {**_LITERT, "min_version": "2.1.0",
+                        "feature": "FULLY_CONNECTED with int4 blockwise weights (BlockwiseQuantization)"}
 
 
 def shipped_name(art: Artifact) -> str:
-    return "model.onnx" if art.format == "onnx" else f"model.seq{art.sequence_length}.tflite"
+    """One file per format (the TFLite buckets are signatures inside it)."""
+    return f"model.{art.format}"
 
 
 def onnx_nodes_matching(path: Path, patterns) -> list[str]:
@@ -64,7 +78,8 @@ def onnx_nodes_matching(path: Path, patterns) -> list[str]:
 
 def quantize_onnx(src: Path, dst: Path, mode: str, per_channel: bool, exclude=(), calibration=None,
                   full_integer: bool = False, activations: str = "int8", block_size: int = 0,
-                  embedding_bits: int = 8, embedding_block_size: int = 32) -> None:
+                  embedding_bits: int = 8, embedding_block_size: int = 32, weight_bits: int = 8,
+                  weight_block_size: int = 32) -> None:
     if mode == "dynamic-int8" and embedding_bits == 4:
         import tempfile
 
@@ -73,7 +88,8 @@ def quantize_onnx(src: Path, dst: Path, mode: str, per_channel: bool, exclude=()
         with tempfile.TemporaryDirectory() as tmp:
             mid = Path(tmp) / "embeddings-int4.onnx"
             quantize_onnx_word_embeddings_int4(src, mid, embedding_block_size, exclude)
-            quantize_onnx(mid, dst, mode, per_channel, exclude, calibration, full_integer, activations, block_size)
+            quantize_onnx(mid, dst, mode, per_channel, exclude, calibration, full_integer, activations, block_size,
+                          weight_bits=weight_bits, weight_block_size=weight_block_size)
         return
     if mode == "none":
         shutil.copyfile(src, dst)
@@ -89,6 +105,9 @@ def quantize_onnx(src: Path, dst: Path, mode: str, per_channel: bool, exclude=()
                 node_block_list=onnx_nodes_matching(src, exclude) or None,
             )
         onnx.save(model, str(dst))
+        return
+    if mode == "dynamic-int8" and weight_bits == 4:
+        quantize_onnx_blockwise(src, dst, weight_block_size, onnx_nodes_matching(src, exclude), bits=4)
         return
     if mode == "dynamic-int8" and block_size:
         quantize_onnx_blockwise(src, dst, block_size, onnx_nodes_matching(src, exclude))
@@ -111,16 +130,18 @@ def quantize_onnx(src: Path, dst: Path, mode: str, per_channel: bool, exclude=()
     raise UsageError(f"unknown quantisation mode {mode}")
 
 
-def quantize_onnx_blockwise(src: Path, dst: Path, block_size: int, exclude_nodes: list[str]) -> None:
-    """int8 weights per block of `block_size` inputs (com.microsoft MatMulNBits, onnxruntime >= 1.22),
-    then the embedding table (Gather) as per-channel dynamic int8 so the file stays small."""
+def quantize_onnx_blockwise(src: Path, dst: Path, block_size: int, exclude_nodes: list[str], bits: int = 8) -> None:
+    """int8 (or int4) weights per block of `block_size` inputs (com.microsoft MatMulNBits; 8-bit blocks
+    need onnxruntime >= 1.22), then the embedding tables (Gather) as per-channel dynamic int8 so the file
+    stays small. A GatherBlockQuantized int4 word table (embedding_bits = 4) is left as it is."""
     import tempfile
 
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization import matmul_nbits_quantizer as nbits
 
-    config = nbits.DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, accuracy_level=4, bits=8)
+    # accuracy_level 4: int8 compute on the activations, as the dynamic int8 kernels do
+    config = nbits.DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, accuracy_level=4, bits=bits)
     with quiet(), tempfile.TemporaryDirectory() as tmp:
         q = nbits.MatMulNBitsQuantizer(onnx.load(str(src)), algo_config=config, nodes_to_exclude=exclude_nodes)
         q.process()
@@ -182,24 +203,18 @@ def quantize_onnx_word_embeddings_int4(src: Path, dst: Path, block: int, exclude
     q.model.save_model_to_file(str(dst), False)
 
 
-def tflite_word_embedding_lookup(path: Path) -> tuple[str, int] | None:
-    """(quantiser scope, table width) of the EMBEDDING_LOOKUP that reads the word-embedding table, or
-    None: by layer name (`embeddings.word_embeddings[.lookup]`), else the graph's only EMBEDDING_LOOKUP."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_path=str(path))
-    tensors = {t["index"]: t for t in interp.get_tensor_details()}
-    lookups = []
-    for op in interp._get_ops_details():  # noqa: SLF001 - the public API has no per-op listing
-        if op["op_name"] != "EMBEDDING_LOOKUP":
-            continue
-        outs = [tensors[i]["name"] for i in op["outputs"] if i >= 0]
-        scope = ";".join(outs) + ";"  # the scope ai-edge-quantizer matches (as calibrate.tflite_ops)
-        width = int(tensors[op["inputs"][1]]["shape"][-1])
-        lookups.append((layer_names.tflite_layer(outs[0]) if outs else "", scope, width))
-    named = [(scope, width) for layer, scope, width in lookups if layer_names.matches(layer, "", [WORD_EMBEDDINGS])]
-    found = named or [(scope, width) for _, scope, width in lookups]
-    return found[0] if len(found) == 1 else None
+def tflite_word_embedding_lookup(path: Path) -> tuple[list[str], int] | None:
+    """([quantiser scope per signature], table width) of the EMBEDDING_LOOKUP that reads the
+    word-embedding table, or None: by layer name (`embeddings.word_embeddings[.lookup]`), else the
+    graph's only EMBEDDING_LOOKUP per signature. Every signature's op is named, so the shared table
+    gets one recipe and stays one buffer."""
+    lookups = [op for op in calibrate.tflite_ops(path) if op.name == "EMBEDDING_LOOKUP"]
+    named = [op for op in lookups if layer_names.matches(op.layer, "", [WORD_EMBEDDINGS])]
+    found = named or lookups
+    layers = {op.layer for op in found}
+    if not found or len(layers) != 1 or len({op.weight_width for op in found}) != 1:
+        return None
+    return [op.scope for op in found], int(found[0].weight_width)
 
 
 def _tflite_word_embedding_int4(rm, src: Path, block: int) -> None:
@@ -213,18 +228,22 @@ def _tflite_word_embedding_int4(rm, src: Path, block: int) -> None:
     found = tflite_word_embedding_lookup(src)
     if found is None:
         raise TargetError(f"'quantize.embedding_bits = 4': found no word-embedding lookup in {src.name}")
-    scope, width = found
+    scopes, width = found
     _check_embedding_width(width, block, src)
-    rm.add_dynamic_config("^" + re.escape(scope) + "$", qtyping.TFLOperationName.EMBEDDING_LOOKUP,
+    rm.add_dynamic_config("^(?:" + "|".join(re.escape(s) for s in scopes) + ")$", qtyping.TFLOperationName.EMBEDDING_LOOKUP,
                           num_bits=4, granularity=qtyping.QuantGranularity(f"BLOCKWISE_{block}"))
 
 
-def _tflite_recipe(src: Path, mode: str, exclude, embedding_bits: int = 8, embedding_block_size: int = 32) -> list:
+def _tflite_recipe(src: Path, mode: str, exclude, embedding_bits: int = 8, embedding_block_size: int = 32,
+                   weight_bits: int = 8, weight_block_size: int = 32) -> list:
     from ai_edge_quantizer import algorithm_manager, qtyping, recipe_manager
 
     rm = recipe_manager.RecipeManager()
     if mode == "dynamic-int8":
         rm.add_dynamic_config(".*", qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=8)
+        if weight_bits == 4:  # every signature's matrices: the regex names no single subgraph
+            rm.add_dynamic_config(".*", qtyping.TFLOperationName.FULLY_CONNECTED, num_bits=4,
+                                  granularity=qtyping.QuantGranularity(f"BLOCKWISE_{weight_block_size}"))
         if embedding_bits == 4:  # a later, narrower entry wins for that one op; exclusions below win over both
             _tflite_word_embedding_int4(rm, src, embedding_block_size)
     elif mode == "fp16":
@@ -238,18 +257,19 @@ def _tflite_recipe(src: Path, mode: str, exclude, embedding_bits: int = 8, embed
     return rm.get_quantization_recipe()
 
 
-def quantize_tflite(src: Path, dst: Path, mode: str, exclude=(), calibration=None, seq: int | None = None,
+def quantize_tflite(src: Path, dst: Path, mode: str, exclude=(), calibration=None, buckets=(),
                     full_integer: bool = False, activations: str = "int8", block_size: int = 0,
-                    embedding_bits: int = 8, embedding_block_size: int = 32) -> None:
+                    embedding_bits: int = 8, embedding_block_size: int = 32, weight_bits: int = 8,
+                    weight_block_size: int = 32) -> None:
     if mode == "none":
         shutil.copyfile(src, dst)
         return
     if mode == "static-int8":
-        calibrate.quantize_tflite_static(src, dst, exclude, calibration, seq, activations, full_integer)
+        calibrate.quantize_tflite_static(src, dst, exclude, calibration, buckets, activations, full_integer)
         return
     from ai_edge_quantizer import quantizer
 
-    recipe = _tflite_recipe(src, mode, exclude, embedding_bits, embedding_block_size)
+    recipe = _tflite_recipe(src, mode, exclude, embedding_bits, embedding_block_size, weight_bits, weight_block_size)
     with quiet():
         q = quantizer.Quantizer(str(src))
         q.load_quantization_recipe(recipe)
@@ -258,12 +278,15 @@ def quantize_tflite(src: Path, dst: Path, mode: str, exclude=(), calibration=Non
 
 
 def precision_of(spec: QuantizeSpec | str) -> str:
-    """The artifact's precision label: "int8", "fp16", "fp32", or "int8 (embeddings int4)"."""
+    """The artifact's precision label: "int8", "fp16", "fp32", "int8 (embeddings int4)",
+    "int4 matrices (embeddings int8)" or "int4" (matrices and word embeddings)."""
     mode = spec if isinstance(spec, str) else spec.mode
     label = {"dynamic-int8": "int8", "static-int8": "int8", "fp16": "fp16", "none": "fp32"}[mode]
-    if not isinstance(spec, str) and spec.mode == "dynamic-int8" and spec.embedding_bits == 4:
-        label += " (embeddings int4)"
-    return label
+    if isinstance(spec, str) or spec.mode != "dynamic-int8":
+        return label
+    if spec.weight_bits == 4:
+        return "int4" if spec.embedding_bits == 4 else "int4 matrices (embeddings int8)"
+    return label + (" (embeddings int4)" if spec.embedding_bits == 4 else "")
 
 
 def runtime_requirements(fmt: str, spec: QuantizeSpec) -> list[dict]:
@@ -273,20 +296,25 @@ def runtime_requirements(fmt: str, spec: QuantizeSpec) -> list[dict]:
         out.append(dict(INT4_EMBEDDINGS_ONNX if fmt == "onnx" else INT4_EMBEDDINGS_TFLITE))
     if spec.mode == "dynamic-int8" and spec.block_size and fmt == "onnx":
         out.append(dict(INT8_BLOCKS_ONNX))
+    if spec.mode == "dynamic-int8" and spec.weight_bits == 4:
+        out.append(dict(INT4_MATRICES_ONNX if fmt == "onnx" else INT4_MATRICES_TFLITE))
     return out
 
 
 def quantize_file(src: Path, dst: Path, fmt: str, spec: QuantizeSpec, exclude=(), calibration=None,
-                  seq: int | None = None) -> None:
+                  buckets=()) -> None:
     """One fp32 artifact into `dst` per the profile's [quantize]; `exclude` replaces spec.exclude
-    (the fallback passes the profile's plus its own)."""
+    (the fallback passes the profile's plus its own); `buckets`: the TFLite file's signatures (static
+    int8 calibrates each on inputs of its own length)."""
     if fmt == "onnx":
         quantize_onnx(src, dst, spec.mode, spec.per_channel, exclude, calibration, spec.full_integer, spec.activations,
                       block_size=spec.block_size, embedding_bits=spec.embedding_bits,
-                      embedding_block_size=spec.embedding_block_size)
+                      embedding_block_size=spec.embedding_block_size, weight_bits=spec.weight_bits,
+                      weight_block_size=spec.weight_block_size)
     else:
-        quantize_tflite(src, dst, spec.mode, exclude, calibration, seq, spec.full_integer, spec.activations,
-                        embedding_bits=spec.embedding_bits, embedding_block_size=spec.embedding_block_size)
+        quantize_tflite(src, dst, spec.mode, exclude, calibration, buckets, spec.full_integer, spec.activations,
+                        embedding_bits=spec.embedding_bits, embedding_block_size=spec.embedding_block_size,
+                        weight_bits=spec.weight_bits, weight_block_size=spec.weight_block_size)
 
 
 def quantize_artifacts(ctx: BuildContext, calibration=None, extra_exclude: dict | None = None,
@@ -299,7 +327,7 @@ def quantize_artifacts(ctx: BuildContext, calibration=None, extra_exclude: dict 
             continue
         dst = ctx.staging_dir / shipped_name(art)
         exclude = tuple(spec.exclude) + tuple((extra_exclude or {}).get(art.format, ()))
-        quantize_file(Path(art.path), dst, art.format, spec, exclude, calibration, art.sequence_length)
+        quantize_file(Path(art.path), dst, art.format, spec, exclude, calibration, art.buckets)
         shipped.append(dataclasses.replace(art, path=dst.name, precision=precision_of(spec),
                                            requires=tuple(runtime_requirements(art.format, spec))))
     return tuple(shipped)

@@ -22,6 +22,7 @@ def write_reports(ctx, dst: Path) -> None:
         "quantize": {"mode": q.mode, "per_channel": q.per_channel, "exclude": list(q.exclude), "activations": q.activations,
                      "full_integer": q.full_integer, "block_size": q.block_size,
                      "embedding_bits": q.embedding_bits, "embedding_block_size": q.embedding_block_size,
+                     "weight_bits": q.weight_bits, "weight_block_size": q.weight_block_size,
                      "kept_float": {f: e["kept_float"] for f, e in metrics.get("fallback", {}).get("formats", {}).items()}},
         "metrics": metrics,
         "timings_s": ctx.timings,

@@ -10,8 +10,10 @@ def _fmt(v) -> str:
 def quantisation_label(q) -> str:
     """The profile's [quantize] in a phrase: "dynamic-int8 (per-channel: True; word embeddings int4, blocks of 32)"."""
     extra = ""
+    if q.mode == "dynamic-int8" and q.weight_bits == 4:
+        extra += f"; matrices int4, blocks of {q.weight_block_size}"
     if q.mode == "dynamic-int8" and q.embedding_bits == 4:
-        extra = f"; word embeddings int4, blocks of {q.embedding_block_size}"
+        extra += f"; word embeddings int4, blocks of {q.embedding_block_size}"
     return f"{q.mode} (per-channel: {q.per_channel}{extra})"
 
 
@@ -47,18 +49,23 @@ def markdown(ctx, metrics: dict) -> str:
             lines += ["", f"fp32 student vs teacher: cosine min {_fmt(s['cosine_min'])}, mean {_fmt(s['cosine_mean'])}."]
     lines += ["", "## Latency (single thread, this build machine's CPU)", "",
               "| format | input | p50 ms | p95 ms |", "|---|---|---|---|"]
+    arts = {a.format: a for a in ctx.artifacts}
     for fmt, m in metrics.get("formats", {}).items():
+        names = {s["sequence_length"]: s["name"] for s in arts[fmt].signatures} if fmt in arts else {}
         for seq, lat in m["latency"]["buckets"].items():
-            lines.append(f"| {fmt} | {seq} tokens | {lat['p50_ms']:.2f} | {lat['p95_ms']:.2f} |")
+            sig = f" (signature {names[int(seq)]})" if int(seq) in names else ""
+            lines.append(f"| {fmt} | {seq} tokens{sig} | {lat['p50_ms']:.2f} | {lat['p95_ms']:.2f} |")
         s = m["latency"]["sentences"]
         lines.append(f"| {fmt} | validation sentences (mean {m['latency']['sentence_tokens']['mean']:.0f} tokens) | {s['p50_ms']:.2f} | {s['p95_ms']:.2f} |")
     lines += ["", "Measured on the build machine (usually x86-64). ARM phones and boards run different kernels "
               "(XNNPACK / KleidiAI); expect different absolute numbers, and measure on the device.", "",
-              "## Size", "", "| format | precision | bytes | MB |", "|---|---|---|---|"]
-    arts = {a.format: a for a in ctx.artifacts}
+              "## Size", "", "| format | file (signatures) | precision | bytes | MB |", "|---|---|---|---|---|"]
     for fmt, m in metrics.get("formats", {}).items():
-        precision = arts[fmt].precision if fmt in arts else "?"
-        lines.append(f"| {fmt} | {precision} | {m['size_bytes']} | {m['size_bytes'] / 1e6:.2f} |")
+        art = arts.get(fmt)
+        precision = art.precision if art else "?"
+        # one file per format; TFLite buckets are signatures sharing its weights (issue #12)
+        where = (art.path + (f" ({', '.join(s['name'] for s in art.signatures)})" if art.signatures else "")) if art else "?"
+        lines.append(f"| {fmt} | {where} | {precision} | {m['size_bytes']} | {m['size_bytes'] / 1e6:.2f} |")
     needs = {(a.format, r["runtime"], r["min_version"], r.get("feature", "")) for a in ctx.artifacts for r in a.requires}
     for fmt, runtime, version, feature in sorted(needs):
         lines.append(f"\n{fmt} on a device needs {runtime} >= {version}: {feature}.")

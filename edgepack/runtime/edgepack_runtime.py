@@ -24,7 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-FORMAT_VERSION = 1
+# 2 (issue #12): one .tflite per bundle, one signature per sequence bucket (format 1 shipped one .tflite
+# per bucket). Older bundles are refused with one line, not read: each bundle vendors the
+# edgepack_runtime.py that reads it, and a rebuild is one command.
+FORMAT_VERSION = 2
+OLDEST_FORMAT_VERSION = 2
 MANIFEST = "edgepack.json"
 
 
@@ -38,6 +42,11 @@ class BundleFormatError(RuntimeErrorBase):
 
 class NewerFormatError(BundleFormatError):
     """A bundle written by a newer edgepack: nothing is wrong with it, this runtime is too old."""
+
+
+class OlderFormatError(BundleFormatError):
+    """A bundle written by an older edgepack, in a layout this runtime no longer reads: rebuild it (or
+    use the edgepack_runtime.py shipped inside it)."""
 
 
 class BundleIntegrityError(RuntimeErrorBase):
@@ -87,6 +96,12 @@ def read_manifest(root: Path) -> dict:
     if version > FORMAT_VERSION:
         raise NewerFormatError(
             f"{path}: bundle format {version} is newer than this runtime reads ({FORMAT_VERSION}); upgrade edgepack"
+        )
+    if version < OLDEST_FORMAT_VERSION:
+        raise OlderFormatError(
+            f"{path}: bundle format {version} (one .tflite per sequence bucket) is older than this runtime reads "
+            f"({OLDEST_FORMAT_VERSION}..{FORMAT_VERSION}); rebuild it with `edgepack build`, or load it with the "
+            f"edgepack_runtime.py inside that bundle"
         )
     for key, kind in (("task", str), ("artifacts", list), ("tokenizer", dict), ("files", dict)):
         if key not in manifest:
@@ -188,7 +203,11 @@ class _OnnxBackend:
         self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
 
-    def run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    signatures: list[str] = []  # dynamic shapes: one graph, no signatures
+
+    def run(self, ids: np.ndarray, mask: np.ndarray, signature: str | None = None) -> np.ndarray:
+        if signature is not None:
+            raise InputError(f"the onnx model has no signatures (asked for {signature!r})")
         feeds = {"input_ids": ids, "attention_mask": mask}
         return self.session.run(None, {n: feeds[n] for n in self.input_names})[0]
 
@@ -220,41 +239,57 @@ def _package_version(name: str) -> str | None:
 
 
 class _TFLiteBackend:
-    """Static shapes: one interpreter per sequence bucket, batch of 1, int32 inputs."""
+    """Static shapes: one interpreter, one signature per sequence bucket (they share the weights),
+    batch of 1, int32 inputs. A text runs through the shortest bucket that holds it."""
 
-    def __init__(self, root: Path, artifacts: list[dict], threads: int):
-        self.buckets = []
-        for art in sorted(artifacts, key=lambda a: a["sequence_length"]):
-            interp = _litert_interpreter(confined(root, art["path"]), threads, art)
-            interp.allocate_tensors()
-            by_name = {d["name"]: d["index"] for d in interp.get_input_details()}
-            index = {spec["name"]: by_name[spec["tensor"]] for spec in art["inputs"]}
-            out_index = interp.get_output_details()[0]["index"]
-            self.buckets.append((art["sequence_length"], interp, index, out_index))
+    def __init__(self, root: Path, artifact: dict, threads: int):
+        signatures = artifact.get("signatures") or []
+        if not signatures or not all(isinstance(s, dict) and isinstance(s.get("name"), str)
+                                     and isinstance(s.get("sequence_length"), int) for s in signatures):
+            raise BundleFormatError(f"{artifact.get('path')}: a tflite artifact needs 'signatures' "
+                                    "[{name, sequence_length}, ...]")
+        self.interp = _litert_interpreter(confined(root, artifact["path"]), threads, artifact)
+        have = set(self.interp.get_signature_list())
+        missing = [s["name"] for s in signatures if s["name"] not in have]
+        if missing:
+            raise BundleFormatError(f"{artifact['path']}: no signature {', '.join(missing)} in the model "
+                                    f"(has: {', '.join(sorted(have)) or 'none'})")
+        self.output_key = (artifact.get("outputs") or [{}])[0].get("signature_output", "output_0")
+        # (length, name, runner), shortest first; each runner allocates its own subgraph's tensors
+        self.buckets = [(s["sequence_length"], s["name"], self.interp.get_signature_runner(s["name"]))
+                        for s in sorted(signatures, key=lambda s: s["sequence_length"])]
 
     @property
     def max_length(self) -> int:
         return self.buckets[-1][0]
 
-    def bucket_for(self, length: int):
+    @property
+    def signatures(self) -> list[str]:
+        return [name for _, name, _ in self.buckets]
+
+    def bucket_for(self, length: int, signature: str | None = None):
+        if signature is not None:
+            for bucket in self.buckets:
+                if bucket[1] == signature:
+                    if bucket[0] < length:
+                        raise InputError(f"{length} tokens do not fit signature {signature} ({bucket[0]} tokens)")
+                    return bucket
+            raise InputError(f"no signature {signature!r} (has: {', '.join(self.signatures)})")
         for bucket in self.buckets:
             if bucket[0] >= length:
                 return bucket
         return self.buckets[-1]
 
-    def run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def run(self, ids: np.ndarray, mask: np.ndarray, signature: str | None = None) -> np.ndarray:
         outs = []
         for row in range(ids.shape[0]):
             n = int(mask[row].sum())
-            seq, interp, index, out_index = self.bucket_for(max(n, 1))
+            seq, _, runner = self.bucket_for(max(n, 1), signature)
             x_ids = np.zeros((1, seq), dtype=np.int32)
             x_mask = np.zeros((1, seq), dtype=np.int32)
             x_ids[0, :n] = ids[row, :n]
             x_mask[0, :n] = 1
-            interp.set_tensor(index["input_ids"], x_ids)
-            interp.set_tensor(index["attention_mask"], x_mask)
-            interp.invoke()
-            outs.append(interp.get_tensor(out_index)[0].copy())
+            outs.append(np.array(runner(input_ids=x_ids, attention_mask=x_mask)[self.output_key][0]))
         return np.stack(outs)
 
 
@@ -273,6 +308,9 @@ class Bundle:
         if self.format not in formats:
             raise BundleFormatError(f"bundle has no {self.format} artifact (has: {', '.join(formats)})")
         chosen = [a for a in m["artifacts"] if a["format"] == self.format and a.get("shipped", True)]
+        if len(chosen) != 1:
+            raise BundleFormatError(f"{self.root}: format {m['format_version']} has one {self.format} artifact, "
+                                    f"the manifest lists {len(chosen)}")
         tokenizer_file = m["tokenizer"]["file"]
         if verify:
             # Verify before anything is parsed: a tampered model must never reach the interpreter.
@@ -286,7 +324,7 @@ class Bundle:
             if self.format == "onnx":
                 self.backend = _OnnxBackend(confined(self.root, chosen[0]["path"]), chosen[0], threads)
             else:
-                self.backend = _TFLiteBackend(self.root, chosen, threads)
+                self.backend = _TFLiteBackend(self.root, chosen[0], threads)
         except RuntimeErrorBase:
             raise
         except Exception as exc:  # the parsers raise their own types; callers get ours
@@ -295,6 +333,8 @@ class Bundle:
         if self.format == "tflite":
             self.max_length = min(self.max_length, self.backend.max_length)
         self.vocab_size = self.tokenizer.get_vocab_size()
+        # TFLite: one signature per sequence bucket ("seq32", ...); ONNX: none (dynamic shapes)
+        self.signatures = list(self.backend.signatures)
         configure_tokenizer(self.tokenizer, self.max_length)  # once, before any thread encodes
         self._lock = threading.Lock()
 
@@ -308,8 +348,9 @@ class Bundle:
         ids, mask = encode(self.tokenizer, texts, self.max_length, self.pad_id)
         return [row[: int(m.sum())].tolist() for row, m in zip(ids, mask)]
 
-    def run_ids(self, id_lists) -> np.ndarray:
-        """Raw model output for pre-tokenised inputs (golden cases use this)."""
+    def run_ids(self, id_lists, signature: str | None = None) -> np.ndarray:
+        """Raw model output for pre-tokenised inputs (golden cases use this). `signature` forces one
+        TFLite bucket ("seq64") instead of the shortest that fits; golden cases run through each."""
         id_lists = [list(x) for x in id_lists]
         if not id_lists:
             return np.zeros((0, int(self.manifest.get("output_dim") or 0)), dtype=np.float32)
@@ -325,7 +366,7 @@ class Bundle:
             ids[row, : len(x)] = x
             mask[row, : len(x)] = 1
         with self._lock:
-            return np.asarray(self.backend.run(ids, mask), dtype=np.float32)
+            return np.asarray(self.backend.run(ids, mask, signature), dtype=np.float32)
 
     def outputs(self, texts, batch_size: int = 32) -> np.ndarray:
         texts = _check_texts(texts)

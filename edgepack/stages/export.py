@@ -10,13 +10,13 @@ import torch
 from ..cache import StageDir, hash_dir, hash_parts
 from ..context import Artifact, BuildContext
 from ..export import export_onnx, export_tflite, io_spec
-from ..modeling import load_hf_model, wrap
+from ..modeling import for_signatures, load_hf_model, wrap
 
 
 def run(ctx: BuildContext) -> BuildContext:
     torch.manual_seed(ctx.options.seed)
     t = ctx.teacher
-    key = hash_parts("export-v1", ctx.student.info.get("hash") or str(ctx.student.dir), t.task,
+    key = hash_parts("export-v3", ctx.student.info.get("hash") or str(ctx.student.dir), t.task,
                      t.pooling, t.normalize, [hash_dir(d) for d in t.dense], ctx.target.formats, ctx.target.sequence_buckets)
     stage = StageDir(ctx.work_dir, "export", key)
     head = None if stage.done else wrap(load_hf_model(ctx.student.dir, t.task, ctx.options.allow_pickle), t.task, t.family, t.pooling, t.normalize, t.dense)
@@ -27,15 +27,16 @@ def run(ctx: BuildContext) -> BuildContext:
             path = stage.path / "model.fp32.onnx"
             if not stage.done:
                 export_onnx(head, path, t.task)
-            inputs, outputs = io_spec("onnx", t.task, dim, None)
-            artifacts.append(Artifact(str(path), "onnx", "fp32", None, inputs, outputs))
+            inputs, outputs, _ = io_spec("onnx", t.task, dim)
+            artifacts.append(Artifact(str(path), "onnx", "fp32", (), inputs, outputs))
         else:
-            for seq in ctx.target.sequence_buckets:
-                path = stage.path / f"model.fp32.seq{seq}.tflite"
-                if not stage.done:
-                    export_tflite(head, path, seq)
-                inputs, outputs = io_spec("tflite", t.task, dim, seq)
-                artifacts.append(Artifact(str(path), "tflite", "fp32", seq, inputs, outputs))
+            # One file, one signature per bucket: the weights are stored once (issue #12).
+            buckets = tuple(ctx.target.sequence_buckets)
+            path = stage.path / "model.fp32.tflite"
+            if not stage.done:
+                export_tflite(for_signatures(head, t.family), path, buckets)
+            inputs, outputs, signatures = io_spec("tflite", t.task, dim, buckets)
+            artifacts.append(Artifact(str(path), "tflite", "fp32", buckets, inputs, outputs, signatures=signatures))
     stage.mark_done()
     student = dataclasses.replace(ctx.student, output_dim=dim)
     return dataclasses.replace(ctx, student=student, fp32_artifacts=tuple(artifacts))

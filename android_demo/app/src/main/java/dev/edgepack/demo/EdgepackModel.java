@@ -7,8 +7,8 @@ import dev.edgepack.core.EdgepackBundle;
 import dev.edgepack.core.GoldenCheck;
 import dev.edgepack.core.Manifest;
 
-import org.tensorflow.lite.DataType;
 import org.tensorflow.lite.Interpreter;
+import org.tensorflow.lite.Tensor;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -17,15 +17,17 @@ import java.util.HashMap;
 import java.util.Map;
 
 /**
- * The bundle in assets/edgepack/ on LiteRT: one interpreter per sequence bucket, created on first use from
- * bytes whose sha256 matched the manifest. Everything that is not the interpreter lives in the core module.
+ * The bundle in assets/edgepack/ on LiteRT: ONE interpreter for model.tflite, created on first use from
+ * bytes whose sha256 matched the manifest; each input runs through the signature of the shortest
+ * sequence bucket that holds it (Interpreter.runSignature; the signatures share the weights, issue #12).
+ * Everything that is not the interpreter lives in the core module.
  * Not thread-safe: MainActivity calls it from one background thread.
  */
 final class EdgepackModel implements AutoCloseable {
     static final String ASSET_DIR = "edgepack";
 
     final EdgepackBundle bundle;
-    private final Interpreter[] interpreters;
+    private Interpreter interpreter;
     private final int threads;
 
     /** One model output and what it cost. */
@@ -33,12 +35,14 @@ final class EdgepackModel implements AutoCloseable {
         final float[] output;
         final int tokens;
         final int bucket;
+        final String signature;
         final double millis;
 
-        Run(float[] output, int tokens, int bucket, double millis) {
+        Run(float[] output, int tokens, int bucket, String signature, double millis) {
             this.output = output;
             this.tokens = tokens;
             this.bucket = bucket;
+            this.signature = signature;
             this.millis = millis;
         }
     }
@@ -46,7 +50,6 @@ final class EdgepackModel implements AutoCloseable {
     private EdgepackModel(EdgepackBundle bundle, int threads) {
         this.bundle = bundle;
         this.threads = threads;
-        this.interpreters = new Interpreter[bundle.models.size()];
     }
 
     static EdgepackModel open(final AssetManager assets, int threads) throws IOException, BundleException {
@@ -58,71 +61,91 @@ final class EdgepackModel implements AutoCloseable {
         return runIds(bundle.tokenizer.encode(text));
     }
 
+    /** Through the shortest signature that holds the ids. */
     Run runIds(int[] ids) throws IOException, BundleException {
-        EdgepackBundle.Input in = bundle.prepareIds(ids);
-        Manifest.Artifact artifact = bundle.models.get(in.model);
-        Interpreter interpreter = interpreterFor(in.model);
-        Object[] inputs = new Object[interpreter.getInputTensorCount()];
-        setInput(interpreter, inputs, artifact, "input_ids", in.paddedIds);
-        setInput(interpreter, inputs, artifact, "attention_mask", in.attentionMask);
-        for (int i = 0; i < inputs.length; i++) {
-            if (inputs[i] == null) throw new BundleException(artifact.path + ": input " + i + " is not described by the manifest");
-        }
-        int[] shape = interpreter.getOutputTensor(0).shape();
-        float[][] out = new float[1][shape[shape.length - 1]];
-        Map<Integer, Object> outputs = new HashMap<>();
-        outputs.put(0, out);
-        long start = System.nanoTime();
-        interpreter.runForMultipleInputsOutputs(inputs, outputs);
-        double millis = (System.nanoTime() - start) / 1e6;
-        return new Run(out[0], ids.length, artifact.sequenceLength, millis);
+        return runInput(bundle.prepareIds(ids));
     }
 
-    /** Runs the manifest's golden ids on this phone; null when all match within the build's tolerance. */
+    /** Through one named signature ("seq64"): golden cases run through each one they fit in. */
+    Run runIds(int[] ids, String signature) throws IOException, BundleException {
+        try {
+            return runInput(bundle.prepareIds(ids, signature));
+        } catch (IllegalArgumentException e) {
+            throw new BundleException(e.getMessage(), e);
+        }
+    }
+
+    private Run runInput(EdgepackBundle.Input in) throws IOException, BundleException {
+        Manifest.Artifact artifact = bundle.model;
+        Interpreter interp = interpreter();
+        Map<String, Object> inputs = new HashMap<>();
+        inputs.put(inputName(artifact, "input_ids"), new int[][] {in.paddedIds});
+        inputs.put(inputName(artifact, "attention_mask"), new int[][] {in.attentionMask});
+        float[][] out = new float[1][outputDim(interp, in.signature, artifact)];
+        Map<String, Object> outputs = new HashMap<>();
+        outputs.put(artifact.signatureOutput, out);
+        long start = System.nanoTime();
+        interp.runSignature(inputs, outputs, in.signature);
+        double millis = (System.nanoTime() - start) / 1e6;
+        return new Run(out[0], in.ids.length, bundle.buckets[in.bucket], in.signature, millis);
+    }
+
+    /** Runs every golden case through every signature it fits in; null when all match the build's outputs. */
     String checkGolden() throws IOException, BundleException {
         int ok = 0;
+        int runs = 0;
         StringBuilder problems = new StringBuilder();
         for (Manifest.GoldenCase g : bundle.manifest.golden) {
-            float[] expected = g.expected.get("tflite");
-            if (expected == null) continue;
-            String why = GoldenCheck.mismatch(expected, runIds(g.ids).output, bundle.manifest.goldenTolerance);
-            if (why == null) ok++;
-            else problems.append("\n  \"").append(g.text.length() > 40 ? g.text.substring(0, 40) + "…" : g.text).append("\": ").append(why);
+            Map<String, float[]> bySignature = g.expected.get("tflite");
+            if (bySignature == null) continue;
+            for (Map.Entry<String, float[]> e : bySignature.entrySet()) {
+                runs++;
+                String why = GoldenCheck.mismatch(e.getValue(), runIds(g.ids, e.getKey()).output, bundle.manifest.goldenTolerance);
+                if (why == null) ok++;
+                else problems.append("\n  ").append(e.getKey()).append(" \"")
+                        .append(g.text.length() > 40 ? g.text.substring(0, 40) + "…" : g.text).append("\": ").append(why);
+            }
         }
-        return problems.length() == 0 ? null : ok + "/" + bundle.manifest.golden.size() + " golden cases match:" + problems;
+        return problems.length() == 0 ? null : ok + "/" + runs + " golden runs (case × signature) match:" + problems;
     }
 
-    private static void setInput(Interpreter interpreter, Object[] inputs, Manifest.Artifact artifact, String name, int[] values)
-            throws BundleException {
-        String tensor = artifact.inputTensors.get(name);
-        if (tensor == null) throw new BundleException(artifact.path + ": the manifest has no " + name + " input");
-        int index = interpreter.getInputIndex(tensor);
-        if (interpreter.getInputTensor(index).dataType() == DataType.INT64) {
-            long[] wide = new long[values.length];
-            for (int i = 0; i < values.length; i++) wide[i] = values[i];
-            inputs[index] = new long[][] {wide};
-        } else {
-            inputs[index] = new int[][] {values};
-        }
+    private static String inputName(Manifest.Artifact artifact, String name) throws BundleException {
+        String key = artifact.inputTensors.get(name);
+        if (key == null) throw new BundleException(artifact.path + ": the manifest has no " + name + " input");
+        return key;
     }
 
-    private Interpreter interpreterFor(int model) throws IOException, BundleException {
-        if (interpreters[model] == null) {
+    private static int outputDim(Interpreter interp, String signature, Manifest.Artifact artifact) throws BundleException {
+        Tensor t = interp.getOutputTensorFromSignature(artifact.signatureOutput, signature);
+        if (t == null) throw new BundleException(artifact.path + ": signature " + signature + " has no output " + artifact.signatureOutput);
+        int[] shape = t.shape();
+        return shape[shape.length - 1];
+    }
+
+    private Interpreter interpreter() throws IOException, BundleException {
+        if (interpreter == null) {
             // The interpreter gets exactly the bytes that were hashed: no second read that could differ.
-            byte[] bytes = bundle.readVerified(bundle.models.get(model).path);
+            byte[] bytes = bundle.readVerified(bundle.model.path);
             ByteBuffer buffer = ByteBuffer.allocateDirect(bytes.length).order(ByteOrder.nativeOrder());
             buffer.put(bytes).rewind();
             Interpreter.Options options = new Interpreter.Options().setNumThreads(threads).setUseXNNPACK(true);
-            interpreters[model] = new Interpreter(buffer, options);
+            Interpreter created = new Interpreter(buffer, options);
+            // Refuse a file whose signatures are not the ones the manifest lists (one clear line).
+            java.util.List<String> have = java.util.Arrays.asList(created.getSignatureKeys());
+            for (String name : bundle.signatures) {
+                if (!have.contains(name)) {
+                    created.close();
+                    throw new BundleException(bundle.model.path + ": no signature " + name + " (has: " + have + ")");
+                }
+            }
+            interpreter = created;
         }
-        return interpreters[model];
+        return interpreter;
     }
 
     @Override
     public void close() {
-        for (int i = 0; i < interpreters.length; i++) {
-            if (interpreters[i] != null) interpreters[i].close();
-            interpreters[i] = null;
-        }
+        if (interpreter != null) interpreter.close();
+        interpreter = null;
     }
 }

@@ -124,8 +124,9 @@ public final class MainActivity extends Activity {
             long start = System.nanoTime();
             model = EdgepackModel.open(getAssets(), 2);
             Manifest m = model.bundle.manifest;
-            message = String.format(Locale.ROOT, "%s bundle for %s, buckets %s, vocab and manifest verified in %.0f ms",
-                    m.task, m.target, java.util.Arrays.toString(model.bundle.buckets), (System.nanoTime() - start) / 1e6);
+            message = String.format(Locale.ROOT, "%s bundle for %s, %s with signatures %s, vocab and manifest verified in %.0f ms",
+                    m.task, m.target, model.bundle.model.path, java.util.Arrays.toString(model.bundle.signatures),
+                    (System.nanoTime() - start) / 1e6);
             ok = true;
         } catch (Exception e) {
             message = "Cannot load the bundle: " + e.getMessage()
@@ -194,11 +195,11 @@ public final class MainActivity extends Activity {
     private String runGolden() throws Exception {
         String problem = model.checkGolden();
         return problem == null ? "All " + model.bundle.manifest.golden.size()
-                + " golden cases match the build within its tolerance." : problem;
+                + " golden cases match the build within its tolerance, through every signature each fits in." : problem;
     }
 
     private static String latency(String what, EdgepackModel.Run run) {
-        return String.format(Locale.ROOT, "%s: %.2f ms (%d tokens, bucket %d)%n", what, run.millis, run.tokens, run.bucket);
+        return String.format(Locale.ROOT, "%s: %.2f ms (%d tokens, signature %s)%n", what, run.millis, run.tokens, run.signature);
     }
 
     @Override

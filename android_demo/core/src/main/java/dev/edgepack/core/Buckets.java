@@ -1,8 +1,8 @@
 package dev.edgepack.core;
 
 /**
- * Static-shape models come one per sequence bucket; running a 12-token note through the 128 bucket costs
- * ~6x the 32 one, so each input goes to the smallest bucket that holds it.
+ * A static-shape model has one signature per sequence bucket; running a 12-token note through the 128
+ * bucket costs ~6x the 32 one, so each input goes to the smallest bucket that holds it.
  */
 public final class Buckets {
     private Buckets() {}

@@ -9,7 +9,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * An opened bundle: manifest read, tokenizer files verified against their sha256, tokenizer ready, buckets known.
+ * An opened bundle: manifest read, tokenizer files verified against their sha256, tokenizer ready, signatures known.
+ * A format has one model file; a .tflite holds one signature per sequence bucket ("seq32", "seq64", ...)
+ * sharing one copy of the weights, and each input runs through the shortest signature that holds it.
  * Model bytes are read through {@link #readVerified} so the interpreter only ever sees bytes whose hash
  * matched (hashing a file and then loading it again would leave a window to swap it).
  *
@@ -28,18 +30,23 @@ public final class EdgepackBundle {
     public final Manifest manifest;
     public final Tokenizer tokenizer;
     public final String format;
-    /** The chosen format's models, smallest sequence bucket first. */
-    public final List<Manifest.Artifact> models;
-    /** Their sequence lengths; all 0 for a dynamic-shape format. */
+    /** The chosen format's one model file. */
+    public final Manifest.Artifact model;
+    /** Its signatures' sequence lengths, ascending; {0} for a dynamic-shape format (one entry point). */
     public final int[] buckets;
+    /** The signature name per entry of {@link #buckets}; {null} for a dynamic-shape format. */
+    public final String[] signatures;
     private final Source source;
 
     private EdgepackBundle(Source source, Manifest manifest, String format, Tokenizer tokenizer) {
         this.source = source;
         this.manifest = manifest;
         this.format = format;
-        this.models = manifest.artifacts(format);
-        this.buckets = manifest.buckets(format);
+        this.model = manifest.artifact(format);
+        int[] b = manifest.buckets(format);
+        this.buckets = b.length == 0 ? new int[] {0} : b;
+        this.signatures = new String[buckets.length];
+        for (int i = 0; i < b.length; i++) signatures[i] = model.signatures.get(i).name;
         this.tokenizer = tokenizer;
     }
 
@@ -52,16 +59,16 @@ public final class EdgepackBundle {
             throw new BundleException("not an edgepack bundle (no " + Manifest.FILE + ")", e);
         }
         Manifest m = Manifest.parse(new String(raw, StandardCharsets.UTF_8));
-        List<Manifest.Artifact> chosen = m.artifacts(format);
-        if (chosen.isEmpty()) {
+        Manifest.Artifact chosen = m.artifact(format);
+        if (chosen == null) {
             List<String> have = new ArrayList<>();
             for (Manifest.Artifact a : m.artifacts) if (!have.contains(a.format)) have.add(a.format);
             throw new BundleException("bundle has no " + format + " model (has: " + have + ")");
         }
-        // Static shapes cap the length: the largest bucket is the longest input the models accept.
+        // Static shapes cap the length: the largest bucket is the longest input the model accepts.
         int maxLength = m.tokenizer.maxLength;
-        int largest = chosen.get(chosen.size() - 1).sequenceLength;
-        if (largest > 0) maxLength = Math.min(maxLength, largest);
+        int[] buckets = m.buckets(format);
+        if (buckets.length > 0) maxLength = Math.min(maxLength, buckets[buckets.length - 1]);
         EdgepackBundle partial = new EdgepackBundle(source, m, format, null);
         // Only verified bytes reach the tokenizer: vocab.txt for WordPiece, tokenizer.json for BPE and Unigram.
         boolean wordPiece = "WordPiece".equals(m.tokenizer.type);
@@ -99,21 +106,25 @@ public final class EdgepackBundle {
         return null;
     }
 
-    /** Index into {@link #models} of the smallest bucket that holds these ids. */
-    public int modelFor(int[] ids) {
+    /** Index into {@link #buckets} / {@link #signatures} of the smallest bucket that holds these ids. */
+    public int signatureFor(int[] ids) {
         return Buckets.choose(buckets, ids.length);
     }
 
-    /** Tokenised, bucketed and padded input for one text: what the interpreter is fed. */
+    /** Tokenised, bucketed and padded input for one text: what the interpreter's signature is fed. */
     public static final class Input {
         public final int[] ids;
-        public final int model;
+        /** Index into {@link EdgepackBundle#buckets}. */
+        public final int bucket;
+        /** The signature to run ("seq32"); null for a dynamic-shape format. */
+        public final String signature;
         public final int[] paddedIds;
         public final int[] attentionMask;
 
-        Input(int[] ids, int model, int[] paddedIds, int[] attentionMask) {
+        Input(int[] ids, int bucket, String signature, int[] paddedIds, int[] attentionMask) {
             this.ids = ids;
-            this.model = model;
+            this.bucket = bucket;
+            this.signature = signature;
             this.paddedIds = paddedIds;
             this.attentionMask = attentionMask;
         }
@@ -124,8 +135,27 @@ public final class EdgepackBundle {
     }
 
     public Input prepareIds(int[] ids) {
-        int model = modelFor(ids);
-        int bucket = buckets[model] > 0 ? buckets[model] : ids.length;
-        return new Input(ids, model, Buckets.padIds(ids, bucket, tokenizer.padId()), Buckets.mask(ids.length, bucket));
+        return prepareAt(ids, signatureFor(ids));
+    }
+
+    /**
+     * The input for one named signature, not the shortest that fits: golden cases run through every
+     * signature they fit in. Throws IllegalArgumentException for an unknown signature or one too short.
+     */
+    public Input prepareIds(int[] ids, String signature) {
+        for (int i = 0; i < signatures.length; i++) {
+            if (signature != null && signature.equals(signatures[i])) {
+                if (buckets[i] < ids.length) {
+                    throw new IllegalArgumentException(ids.length + " ids do not fit signature " + signature + " (" + buckets[i] + ")");
+                }
+                return prepareAt(ids, i);
+            }
+        }
+        throw new IllegalArgumentException("no signature " + signature + " in " + model.path);
+    }
+
+    private Input prepareAt(int[] ids, int i) {
+        int bucket = buckets[i] > 0 ? buckets[i] : ids.length;
+        return new Input(ids, i, signatures[i], Buckets.padIds(ids, bucket, tokenizer.padId()), Buckets.mask(ids.length, bucket));
     }
 }

@@ -7,13 +7,20 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The parts of {@code edgepack.json} an app needs, read once and checked: tokenizer facts, the model
- * artifacts per sequence bucket, the sha256 of every file, and the golden cases. Field names follow
- * edgepack/stages/bundle.py, the Python side that writes them.
+ * The parts of {@code edgepack.json} an app needs, read once and checked: tokenizer facts, one model
+ * artifact per format (a .tflite holds one signature per sequence bucket), the sha256 of every file, and
+ * the golden cases. Field names follow edgepack/manifest.py and edgepack/golden.py, the Python side that
+ * writes them.
  */
 public final class Manifest {
     /** The newest manifest format this reader understands (edgepack_runtime.FORMAT_VERSION). */
-    public static final int FORMAT_VERSION = 1;
+    public static final int FORMAT_VERSION = 2;
+    /**
+     * The oldest it reads. Format 1 shipped one .tflite per bucket; format 2 (issue #12) ships one file
+     * with a signature per bucket. Older bundles are refused in one line: rebuilding is one command, and
+     * an app ships the bundle and this core together.
+     */
+    public static final int OLDEST_FORMAT_VERSION = 2;
     public static final String FILE = "edgepack.json";
 
     public final int formatVersion;
@@ -31,39 +38,62 @@ public final class Manifest {
     public final List<GoldenCase> golden;
     public final GoldenCheck.Tolerance goldenTolerance;
 
+    /** One static-shape entry point of a .tflite: Interpreter.runSignature(inputs, outputs, name). */
+    public static final class Signature {
+        public final String name;
+        public final int sequenceLength;
+
+        Signature(String name, int sequenceLength) {
+            this.name = name;
+            this.sequenceLength = sequenceLength;
+        }
+    }
+
     public static final class Artifact {
         public final String path;
         public final String format;
         public final String precision;
-        /** 0 when the artifact takes any length (ONNX). */
-        public final int sequenceLength;
+        /** One per sequence bucket, shortest first; empty when the artifact takes any length (ONNX). */
+        public final List<Signature> signatures;
         public final String sha256;
         public final long bytes;
-        /** logical input name ("input_ids", "attention_mask") -> the interpreter's tensor name. */
+        /** logical input name ("input_ids", "attention_mask") -> the signature's input name. */
         public final Map<String, String> inputTensors;
+        /** The signature's output key ("output_0"). */
+        public final String signatureOutput;
 
-        Artifact(String path, String format, String precision, int sequenceLength, String sha256, long bytes,
-                 Map<String, String> inputTensors) {
+        Artifact(String path, String format, String precision, List<Signature> signatures, String sha256, long bytes,
+                 Map<String, String> inputTensors, String signatureOutput) {
             this.path = path;
             this.format = format;
             this.precision = precision;
-            this.sequenceLength = sequenceLength;
+            this.signatures = signatures;
             this.sha256 = sha256;
             this.bytes = bytes;
             this.inputTensors = inputTensors;
+            this.signatureOutput = signatureOutput;
         }
     }
 
     public static final class GoldenCase {
         public final String text;
         public final int[] ids;
-        /** format ("tflite", "onnx") -> the output the build recorded for {@link #ids}. */
-        public final Map<String, float[]> expected;
+        /**
+         * format ("tflite", "onnx") -> signature ("seq32"; "" for a format without signatures) -> the
+         * output the build recorded for {@link #ids} through it. Every signature the ids fit in is listed.
+         */
+        public final Map<String, Map<String, float[]>> expected;
 
-        GoldenCase(String text, int[] ids, Map<String, float[]> expected) {
+        GoldenCase(String text, int[] ids, Map<String, Map<String, float[]>> expected) {
             this.text = text;
             this.ids = ids;
             this.expected = expected;
+        }
+
+        /** The recorded output of one format through one signature ("" for none), or null. */
+        public float[] expected(String format, String signature) {
+            Map<String, float[]> bySignature = expected.get(format);
+            return bySignature == null ? null : bySignature.get(signature == null ? "" : signature);
         }
     }
 
@@ -73,6 +103,10 @@ public final class Manifest {
             if (formatVersion > FORMAT_VERSION) {
                 throw new BundleException("bundle format " + formatVersion + " is newer than this app reads ("
                         + FORMAT_VERSION + "); update the app's edgepack core");
+            }
+            if (formatVersion < OLDEST_FORMAT_VERSION) {
+                throw new BundleException("bundle format " + formatVersion + " (one .tflite per sequence bucket) is older than"
+                        + " this app reads (" + OLDEST_FORMAT_VERSION + ".." + FORMAT_VERSION + "); rebuild it with `edgepack build`");
             }
             target = m.get("target") instanceof String ? (String) m.get("target") : "";
             task = Json.str(m.get("task"), "task");
@@ -117,19 +151,17 @@ public final class Manifest {
         return "text-classification".equals(task);
     }
 
-    /** The artifacts of one format, smallest sequence bucket first. */
-    public List<Artifact> artifacts(String format) {
-        List<Artifact> out = new ArrayList<>();
-        for (Artifact a : artifacts) if (a.format.equals(format)) out.add(a);
-        Collections.sort(out, (a, b) -> Integer.compare(a.sequenceLength, b.sequenceLength));
-        return out;
+    /** The one artifact of a format, or null when the bundle has none. */
+    public Artifact artifact(String format) {
+        for (Artifact a : artifacts) if (a.format.equals(format)) return a;
+        return null;
     }
 
-    /** Sequence buckets of the static-shape (.tflite) models, ascending. */
+    /** Sequence buckets of a format's signatures, ascending; empty for a dynamic-shape format. */
     public int[] buckets(String format) {
-        List<Artifact> list = artifacts(format);
-        int[] out = new int[list.size()];
-        for (int i = 0; i < out.length; i++) out[i] = list.get(i).sequenceLength;
+        Artifact a = artifact(format);
+        int[] out = new int[a == null ? 0 : a.signatures.size()];
+        for (int i = 0; i < out.length; i++) out[i] = a.signatures.get(i).sequenceLength;
         return out;
     }
 
@@ -161,15 +193,37 @@ public final class Manifest {
                     tensors.put(name, spec.get("tensor") instanceof String ? (String) spec.get("tensor") : name);
                 }
             }
-            Object seq = a.get("sequence_length");
+            List<Signature> signatures = new ArrayList<>();
+            if (a.get("signatures") != null) {
+                for (Object s : Json.arr(a.get("signatures"), "artifacts[].signatures")) {
+                    Map<String, Object> sig = Json.obj(s, "artifacts[].signatures[]");
+                    signatures.add(new Signature(Json.str(sig.get("name"), "signatures[].name"),
+                            (int) Json.integer(sig.get("sequence_length"), "signatures[].sequence_length")));
+                }
+            }
+            Collections.sort(signatures, (x, y) -> Integer.compare(x.sequenceLength, y.sequenceLength));
+            String format = Json.str(a.get("format"), "artifacts[].format");
+            if ("tflite".equals(format) && signatures.isEmpty()) {
+                throw new IllegalArgumentException("the tflite artifact lists no signatures");
+            }
+            String signatureOutput = "output_0";
+            if (a.get("outputs") != null && !Json.arr(a.get("outputs"), "artifacts[].outputs").isEmpty()) {
+                Object key = Json.obj(Json.arr(a.get("outputs"), "artifacts[].outputs").get(0), "outputs[]").get("signature_output");
+                if (key instanceof String) signatureOutput = (String) key;
+            }
             out.add(new Artifact(
                     checkPath(Json.str(a.get("path"), "artifacts[].path")),
-                    Json.str(a.get("format"), "artifacts[].format"),
+                    format,
                     a.get("precision") instanceof String ? (String) a.get("precision") : "",
-                    seq == null ? 0 : (int) Json.integer(seq, "artifacts[].sequence_length"),
+                    Collections.unmodifiableList(signatures),
                     Json.str(a.get("sha256"), "artifacts[].sha256"),
                     a.get("bytes") == null ? -1 : Json.integer(a.get("bytes"), "artifacts[].bytes"),
-                    Collections.unmodifiableMap(tensors)));
+                    Collections.unmodifiableMap(tensors), signatureOutput));
+        }
+        List<String> seen = new ArrayList<>();
+        for (Artifact a : out) {
+            if (seen.contains(a.format)) throw new IllegalArgumentException("more than one " + a.format + " artifact");
+            seen.add(a.format);
         }
         return out;
     }
@@ -179,9 +233,18 @@ public final class Manifest {
         if (golden == null) return out;
         for (Object o : Json.arr(golden, "golden")) {
             Map<String, Object> g = Json.obj(o, "golden[]");
-            Map<String, float[]> expected = new LinkedHashMap<>();
+            Map<String, Map<String, float[]>> expected = new LinkedHashMap<>();
             for (Map.Entry<String, Object> e : Json.obj(g.get("expected"), "golden[].expected").entrySet()) {
-                expected.put(e.getKey(), Json.floats(e.getValue(), "golden[].expected." + e.getKey()));
+                Map<String, float[]> bySignature = new LinkedHashMap<>();
+                String where = "golden[].expected." + e.getKey();
+                if (e.getValue() instanceof Map) {  // a format with signatures: {"seq32": [...], ...}
+                    for (Map.Entry<String, Object> s : Json.obj(e.getValue(), where).entrySet()) {
+                        bySignature.put(s.getKey(), Json.floats(s.getValue(), where + "." + s.getKey()));
+                    }
+                } else {
+                    bySignature.put("", Json.floats(e.getValue(), where));
+                }
+                expected.put(e.getKey(), Collections.unmodifiableMap(bySignature));
             }
             out.add(new GoldenCase(Json.str(g.get("text"), "golden[].text"), Json.ints(g.get("ids"), "golden[].ids"),
                     Collections.unmodifiableMap(expected)));

@@ -160,6 +160,15 @@ public final class CoreTests {
         });
         check("newer manifest format refused", () -> assertThrows(BundleException.class,
                 () -> Manifest.parse("{\"format_version\": 99, \"task\": \"x\"}"), "format 99"));
+        check("format 1 (one .tflite per bucket) refused in one line", () -> {
+            try {
+                Manifest.parse("{\"format_version\": 1, \"task\": \"x\"}");
+                throw new AssertionError("format 1 was read");
+            } catch (BundleException e) {
+                assertTrue(e.getMessage().contains("bundle format 1") && e.getMessage().contains("rebuild")
+                        && !e.getMessage().contains("\n"), "message: " + e.getMessage());
+            }
+        });
         check("sha256 known value and mismatch", () -> {
             byte[] abc = "abc".getBytes(StandardCharsets.UTF_8);
             assertEq("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", Sha256.hex(abc), "sha256(abc)");
@@ -214,7 +223,7 @@ public final class CoreTests {
             assertTrue(problem == null, String.valueOf(problem));
         });
         check(name + ": a changed model byte is refused", () -> {
-            Manifest.Artifact a = bundle.models.get(0);
+            Manifest.Artifact a = bundle.model;
             byte[] data = bundle.readVerified(a.path);
             data[data.length / 2] ^= 1;
             assertThrows(BundleException.Integrity.class, () -> Sha256.verify(a.path, data, a.sha256), "flipped bit");
@@ -228,14 +237,58 @@ public final class CoreTests {
             });
             check(name + ": golden bucket " + show(g.text), () -> {
                 EdgepackBundle.Input in = bundle.prepareIds(g.ids);
-                int bucket = bundle.buckets[in.model];
-                assertTrue(bucket >= g.ids.length || in.model == bundle.buckets.length - 1, "bucket " + bucket + " too small");
-                assertTrue(in.model == 0 || bundle.buckets[in.model - 1] < g.ids.length, "a smaller bucket fits");
+                int bucket = bundle.buckets[in.bucket];
+                assertTrue(bucket >= g.ids.length || in.bucket == bundle.buckets.length - 1, "bucket " + bucket + " too small");
+                assertTrue(in.bucket == 0 || bundle.buckets[in.bucket - 1] < g.ids.length, "a smaller bucket fits");
                 assertEq(bucket, in.paddedIds.length, "padded length");
+                assertEq(bundle.signatures[in.bucket], in.signature, "signature");
                 int ones = 0;
                 for (int x : in.attentionMask) ones += x;
                 assertEq(g.ids.length, ones, "mask ones");
             });
+        }
+
+        // Every golden case through every signature it fits in: the build recorded one output per
+        // signature; the core must list the same signatures, prepare exactly the input LiteRT was fed for
+        // each, and its golden rule must accept what LiteRT returned for that input (tests/test_android_java.py
+        // runs the signatures with ai-edge-litert: no LiteRT for a plain JVM).
+        for (Manifest.GoldenCase g : m.golden) {
+            check(name + ": golden signatures " + show(g.text), () -> {
+                List<String> fits = new ArrayList<>();
+                for (int i = 0; i < bundle.buckets.length; i++) {
+                    if (bundle.buckets[i] >= g.ids.length) fits.add(bundle.signatures[i] == null ? "" : bundle.signatures[i]);
+                }
+                Map<String, float[]> recorded = g.expected.get(format);
+                assertTrue(recorded != null, "no " + format + " golden output");
+                assertEq(fits.toString(), new ArrayList<>(recorded.keySet()).toString(), "signatures with a golden output");
+            });
+        }
+        int runs = 0;
+        if (cases.get("signature_runs") != null) {
+            for (Object o : Json.arr(cases.get("signature_runs"), "signature_runs")) {
+                Map<String, Object> r = Json.obj(o, "signature_runs[]");
+                Manifest.GoldenCase g = m.golden.get((int) Json.integer(r.get("case"), "case"));
+                String signature = Json.str(r.get("signature"), "signature");
+                int[] padded = Json.ints(r.get("input_ids"), "input_ids");
+                int[] mask = Json.ints(r.get("attention_mask"), "attention_mask");
+                float[] output = Json.floats(r.get("output"), "output");
+                runs++;
+                check(name + ": golden through " + signature + " " + show(g.text), () -> {
+                    EdgepackBundle.Input in = bundle.prepareIds(g.ids, signature);
+                    assertEq(signature, in.signature, "signature");
+                    assertEq(Arrays.toString(padded), Arrays.toString(in.paddedIds), "input_ids fed to " + signature);
+                    assertEq(Arrays.toString(mask), Arrays.toString(in.attentionMask), "attention_mask fed to " + signature);
+                    float[] expected = g.expected(format, signature);
+                    assertTrue(expected != null, "no golden output for " + signature);
+                    String why = GoldenCheck.mismatch(expected, output, m.goldenTolerance);
+                    assertTrue(why == null, "LiteRT's output through " + signature + ": " + why);
+                });
+            }
+            int listed = 0;
+            for (Manifest.GoldenCase g : m.golden) listed += g.expected.get(format) == null ? 0 : g.expected.get(format).size();
+            final int ran = runs;
+            final int all = listed;
+            check(name + ": every golden (case, signature) ran", () -> assertEq(all, ran, "runs"));
         }
 
         List<Object> tricky = cases.get("tokenizer_cases") == null ? new ArrayList<Object>() : Json.arr(cases.get("tokenizer_cases"), "tokenizer_cases");
@@ -287,7 +340,8 @@ public final class CoreTests {
         }
         for (Manifest.GoldenCase g : m.golden) {
             check(name + ": golden check accepts the recorded output " + show(g.text), () -> {
-                float[] ref = g.expected.get(format);
+                // the output of the signature the app picks for these ids
+                float[] ref = g.expected(format, bundle.prepareIds(g.ids).signature);
                 assertTrue(ref != null, "no " + format + " golden output");
                 if (m.normalizedInGraph) {
                     float[] n = PostProcess.l2Normalize(ref);
