@@ -381,7 +381,7 @@ def goals(result: dict) -> list[dict]:
             add(f"mean cosine to the teacher ≥ {GOAL_MEAN_COSINE:.2f} on STS-B dev sentences ({r['format']})",
                 f"{r['cosine_to_teacher_mean']:.4f} (min {r['cosine_to_teacher_min']:.4f})", r["cosine_to_teacher_mean"] >= GOAL_MEAN_COSINE)
         for r in fmts:
-            extra = f"; {r['files']} files, {r['bytes_total'] / 1e6:.2f} MB in all (one per bucket, #12)" if r["files"] > 1 else ""
+            extra = f"; {r['files']} files, {r['bytes_total'] / 1e6:.2f} MB in all (one per bucket)" if r["files"] > 1 else ""
             add(f"one model file ≤ {GOAL_FILE_MB:g} MB ({r['format']})", f"{r['bytes_largest_file'] / 1e6:.2f} MB largest{extra}",
                 r["bytes_largest_file"] / 1e6 <= GOAL_FILE_MB)
         for r in fmts:
@@ -534,8 +534,8 @@ def markdown(result: dict) -> str:
         "",
         "Notes. **x86 differs from ARM**: these latencies come from this x86-64 machine (AVX2); phones run LiteRT's XNNPACK / "
         "KleidiAI and onnxruntime's ARM kernels, so measure speed-ups on the device (`edgepack bench` runs there) before quoting them. "
-        "TFLite still ships one static-shape file per sequence bucket (32/64/128, issue #12): the size column gives the largest "
-        "file (what one bucket loads) and, in brackets, all files. MB = 10^6 bytes, as the build's `max_size_mb` gate counts. "
+        "TFLite ships one file with a static-shape signature per sequence bucket (32/64/128; issue #12, bundle format 2): the size "
+        "column gives the largest model file and, in brackets, all model files of that format. MB = 10^6 bytes, as the build's `max_size_mb` gate counts. "
         "% of teacher = the row's Spearman / the torch teacher's. Speed-ups compare against Optimum's "
         "`AutoQuantizationConfig.arm64(is_static=False)` dynamic int8 teacher (per-channel) with mean pooling in numpy. "
         "Only dev data is scored; the in-domain build uses STS-B and SST-2 *train* text.",
