@@ -124,7 +124,7 @@ def signature_runs(bundle: Path, manifest: dict) -> list[dict]:
     for i, case in enumerate(manifest["golden"]):
         for name in case["expected"]["tflite"]:
             seq, n = lengths[name], len(case["ids"])
-            ids = np.zeros((1, seq), np.int32)
+            ids = np.full((1, seq), manifest["tokenizer"].get("pad_id", 0), np.int32)  # as every runtime pads
             mask = np.zeros((1, seq), np.int32)
             ids[0, :n] = case["ids"]
             mask[0, :n] = 1

@@ -242,7 +242,10 @@ class _TFLiteBackend:
     """Static shapes: one interpreter, one signature per sequence bucket (they share the weights),
     batch of 1, int32 inputs. A text runs through the shortest bucket that holds it."""
 
-    def __init__(self, root: Path, artifact: dict, threads: int):
+    def __init__(self, root: Path, artifact: dict, threads: int, pad_id: int = 0):
+        # Padding uses the tokenizer's pad id, as the ONNX path and the Java core do (RoBERTa's is 1, and
+        # its position ids count the non-pad tokens): every runtime feeds a signature the same input.
+        self.pad_id = pad_id
         signatures = artifact.get("signatures") or []
         if not signatures or not all(isinstance(s, dict) and isinstance(s.get("name"), str)
                                      and isinstance(s.get("sequence_length"), int) for s in signatures):
@@ -285,7 +288,7 @@ class _TFLiteBackend:
         for row in range(ids.shape[0]):
             n = int(mask[row].sum())
             seq, _, runner = self.bucket_for(max(n, 1), signature)
-            x_ids = np.zeros((1, seq), dtype=np.int32)
+            x_ids = np.full((1, seq), self.pad_id, dtype=np.int32)
             x_mask = np.zeros((1, seq), dtype=np.int32)
             x_ids[0, :n] = ids[row, :n]
             x_mask[0, :n] = 1
@@ -324,7 +327,7 @@ class Bundle:
             if self.format == "onnx":
                 self.backend = _OnnxBackend(confined(self.root, chosen[0]["path"]), chosen[0], threads)
             else:
-                self.backend = _TFLiteBackend(self.root, chosen[0], threads)
+                self.backend = _TFLiteBackend(self.root, chosen[0], threads, self.pad_id)
         except RuntimeErrorBase:
             raise
         except Exception as exc:  # the parsers raise their own types; callers get ours

@@ -16,7 +16,7 @@ import java.util.Map;
  * White_Space as in the Oniguruma engine the Rust crate uses, letters and numbers are general categories L*
  * and N*, and everything counts in code points.
  */
-public final class ByteLevelBpeTokenizer implements Tokenizer {
+public final class ByteLevelBpeTokenizer extends SegmentTokenizer {
     /** GPT-2's bytes_to_unicode: printable bytes map to themselves, the other 68 to U+0100 onwards. */
     static final char[] BYTE_CHARS = new char[256];
 
@@ -28,19 +28,15 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
         }
     }
 
-    private final TokenizerSpec spec;
     private final Map<String, Integer> vocab;
     /** "left right" -> rank (lower merges first). */
     private final Map<String, Integer> ranks;
-    private final int maxLength;
     private final AddedTokens added;
     private final boolean addPrefixSpace;
     private final boolean ignoreMerges;
 
     ByteLevelBpeTokenizer(TokenizerSpec spec, Map<String, Object> model, int maxLength) throws BundleException {
-        this.spec = spec;
-        if (maxLength < 2) throw new BundleException("max_length " + maxLength + " leaves no room for the special tokens");
-        this.maxLength = maxLength;
+        super(spec, maxLength, "the special tokens");
         Map<String, Object> v = Json.obj(model.get("vocab"), "model.vocab");
         vocab = new HashMap<>(v.size() * 2);
         for (Map.Entry<String, Object> e : v.entrySet()) vocab.put(e.getKey(), (int) Json.integer(e.getValue(), "vocab id"));
@@ -62,29 +58,16 @@ public final class ByteLevelBpeTokenizer implements Tokenizer {
     }
 
     @Override
-    public int maxLength() {
-        return maxLength;
+    protected AddedTokens addedTokens() {
+        return added;
     }
 
     @Override
-    public int padId() {
-        return spec.padId;
-    }
-
-    @Override
-    public int[] encode(String text) {
-        List<Integer> pieces = new ArrayList<>();
-        for (Object segment : added.split(text)) {
-            if (segment instanceof Integer) {
-                pieces.add((Integer) segment);
-                continue;
-            }
-            String s = spec.normalize((String) segment);
-            if (s.isEmpty()) continue;
-            if (addPrefixSpace && !s.startsWith(" ")) s = " " + s;
-            for (String word : splitWords(s)) bpe(toByteChars(word), pieces);
-        }
-        return Tokenizer.frame(pieces, spec.clsId, spec.sepId, maxLength);
+    protected void encodeSegment(String segment, boolean first, List<Integer> out) {
+        String s = spec.normalize(segment);
+        if (s.isEmpty()) return;
+        if (addPrefixSpace && !s.startsWith(" ")) s = " " + s;
+        for (String word : splitWords(s)) bpe(toByteChars(word), out);
     }
 
     static String toByteChars(String word) {

@@ -16,14 +16,12 @@ import java.util.Map;
  * the best path into its end only when strictly better; a character no piece covers alone becomes an
  * unknown node scored min_score - 10, and runs of unknown nodes fuse into one unk id.
  */
-public final class UnigramTokenizer implements Tokenizer {
+public final class UnigramTokenizer extends SegmentTokenizer {
     private static final double UNK_PENALTY = 10.0;
 
-    private final TokenizerSpec spec;
     private final double[] scores;
     private final Trie trie = new Trie();
     private final double unkScore;
-    private final int maxLength;
     private final AddedTokens added;
 
     /** Pieces by UTF-16 unit; a piece is a whole string, so matching units matches Rust's bytes. */
@@ -33,9 +31,7 @@ public final class UnigramTokenizer implements Tokenizer {
     }
 
     UnigramTokenizer(TokenizerSpec spec, Map<String, Object> model, int maxLength) throws BundleException {
-        this.spec = spec;
-        if (maxLength < 2) throw new BundleException("max_length " + maxLength + " leaves no room for the special tokens");
-        this.maxLength = maxLength;
+        super(spec, maxLength, "the special tokens");
         List<Object> vocab = Json.arr(model.get("vocab"), "model.vocab");
         if (spec.vocabSize >= 0 && vocab.size() != spec.vocabSize) {
             throw new BundleException("tokenizer.json has " + vocab.size() + " pieces, the manifest says " + spec.vocabSize);
@@ -61,30 +57,14 @@ public final class UnigramTokenizer implements Tokenizer {
     }
 
     @Override
-    public int maxLength() {
-        return maxLength;
+    protected AddedTokens addedTokens() {
+        return added;
     }
 
     @Override
-    public int padId() {
-        return spec.padId;
-    }
-
-    @Override
-    public int[] encode(String text) {
-        List<Integer> pieces = new ArrayList<>();
-        boolean first = true;
-        for (Object segment : added.split(text)) {
-            if (segment instanceof Integer) {
-                pieces.add((Integer) segment);
-                first = false;
-                continue;
-            }
-            String s = spec.normalize((String) segment);
-            if (!s.isEmpty()) for (String word : metaspace(s, first)) segment(word, pieces);
-            first = false;
-        }
-        return Tokenizer.frame(pieces, spec.clsId, spec.sepId, maxLength);
+    protected void encodeSegment(String segment, boolean first, List<Integer> out) {
+        String s = spec.normalize(segment);
+        if (!s.isEmpty()) for (String word : metaspace(s, first)) segment(word, out);
     }
 
     /** Metaspace: ' ' becomes the replacement, prepended per prepend_scheme, split before each replacement. */

@@ -22,16 +22,12 @@ import java.util.Map;
  * (so $ + < = > ^ ` | ~ split) or general category P*, and everything counts in code points, not UTF-16
  * units, so emoji and CJK extension B behave like one character each.
  */
-public final class WordPieceTokenizer implements Tokenizer {
-    private final TokenizerSpec spec;
+public final class WordPieceTokenizer extends SegmentTokenizer {
     private final Map<String, Integer> vocab;
-    private final int maxLength;
     private final AddedTokens added;
 
     public WordPieceTokenizer(List<String> vocabById, TokenizerSpec spec, int maxLength) throws BundleException {
-        this.spec = spec;
-        if (maxLength < 2) throw new BundleException("max_length " + maxLength + " leaves no room for [CLS] and [SEP]");
-        this.maxLength = maxLength;
+        super(spec, maxLength, "[CLS] and [SEP]");
         if (spec.vocabSize >= 0 && vocabById.size() != spec.vocabSize) {
             throw new BundleException(spec.vocabFile + " has " + vocabById.size() + " tokens, the manifest says "
                     + spec.vocabSize);
@@ -81,27 +77,13 @@ public final class WordPieceTokenizer implements Tokenizer {
     }
 
     @Override
-    public int maxLength() {
-        return maxLength;
+    protected AddedTokens addedTokens() {
+        return added;
     }
 
     @Override
-    public int padId() {
-        return spec.padId;
-    }
-
-    /** Token ids exactly as the model sees them: [CLS] pieces… [SEP], at most max_length long. */
-    @Override
-    public int[] encode(String text) {
-        List<Integer> pieces = new ArrayList<>();
-        for (Object segment : added.split(text)) {
-            if (segment instanceof Integer) {
-                pieces.add((Integer) segment);
-                continue;
-            }
-            for (String word : preTokenize(normalize((String) segment))) wordPiece(word, pieces);
-        }
-        return Tokenizer.frame(pieces, spec.clsId, spec.sepId, maxLength);
+    protected void encodeSegment(String segment, boolean first, List<Integer> out) {
+        for (String word : preTokenize(normalize(segment))) wordPiece(word, out);
     }
 
     /** BertNormalizer: clean text, space out CJK, strip accents (NFD minus Mn), lowercase — in that order. */
