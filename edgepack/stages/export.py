@@ -11,15 +11,23 @@ from ..cache import StageDir, hash_dir, hash_parts
 from ..context import Artifact, BuildContext
 from ..export import export_onnx, export_tflite, io_spec
 from ..modeling import for_signatures, load_hf_model, wrap
+from ..student.layers import truncate_positions
 
 
 def run(ctx: BuildContext) -> BuildContext:
     torch.manual_seed(ctx.options.seed)
     t = ctx.teacher
-    key = hash_parts("export-v3", ctx.student.info.get("hash") or str(ctx.student.dir), t.task,
+    key = hash_parts("export-v4", ctx.student.info.get("hash") or str(ctx.student.dir), t.task,
                      t.pooling, t.normalize, [hash_dir(d) for d in t.dense], ctx.target.formats, ctx.target.sequence_buckets)
     stage = StageDir(ctx.work_dir, "export", key)
-    head = None if stage.done else wrap(load_hf_model(ctx.student.dir, t.task, ctx.options.allow_pickle), t.task, t.family, t.pooling, t.normalize, t.dense)
+    head = None
+    if not stage.done:
+        model = load_hf_model(ctx.student.dir, t.task, ctx.options.allow_pickle)
+        # The bundle never runs more tokens than its largest bucket (the manifest's max_length), so the
+        # position rows past it are dead weight: 384 of a classifier's 512, 0.16 MB of a TFLite file whose
+        # signatures look positions up in the table (issue #12).
+        truncate_positions(model, t.family, max(ctx.target.sequence_buckets))
+        head = wrap(model, t.task, t.family, t.pooling, t.normalize, t.dense)
     dim = _output_dim(head, stage.path)
     artifacts = []
     for fmt in ctx.target.formats:
