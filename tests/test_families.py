@@ -326,7 +326,7 @@ def test_real_android_arm64_profile_builds_each_family(family, tmp_path, tiny_da
     assert len(m["student"]["teacher_layers_kept"]) == 3 and m["student"]["embedding_rank"] == 96
     assert {a["precision"] for a in m["artifacts"]} == {"int8 (embeddings int4)"}
     assert check(out) == 0
-    model_file = out / "model.seq32.tflite"
+    model_file = out / "model.tflite"
     data = bytearray(model_file.read_bytes())
     data[len(data) // 2] ^= 0xFF
     model_file.write_bytes(bytes(data))

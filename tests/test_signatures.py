@@ -235,7 +235,9 @@ def test_shipped_tflite_has_compact_tensor_names_and_the_same_outputs(tiny_bundl
     assert names and not any("transformers." in n or "edgepack.modeling" in n for n in names)
     assert any("Encoder_encoder/" in n for n in names)  # what inspect's part_of reads
     # On a long-named file (the fp32 export of the same bundle's model): smaller, same numbers.
-    src = next(iter(sorted(cache_dir.rglob("export-*/model.fp32.tflite"))))
+    wanted = sorted(Interpreter(model_path=str(tiny_bundle_ro / "model.tflite")).get_signature_list())
+    src = next(p for p in sorted(cache_dir.rglob("export-*/model.fp32.tflite"))
+               if sorted(Interpreter(model_path=str(p)).get_signature_list()) == wanted)
     long_named = tmp_path / "long.tflite"
     long_named.write_bytes(src.read_bytes())
     short = tmp_path / "short.tflite"

@@ -284,8 +284,8 @@ def compact_tflite_names(path: Path) -> None:
     repeats them: 0.29-0.36 MB of a 7.9-8.3 MB student file, which put a classifier over android-arm64's
     8 MB. Runtimes address a signature's inputs and outputs through its signature def, never by tensor name,
     so each path part is reduced to its last dotted component and each fused name kept once
-    ("EmbeddingHead/BertModel_model/BertEncoder_encoder/BertLayer_2/..."): still readable by `inspect` and
-    in a model viewer. Runs after quantisation, whose recipes match the full names."""
+    ("EmbeddingHead/.BertModel_model/.BertEncoder_encoder/.BertLayer_2/..."): still readable by `inspect`,
+    `layer_names.tflite_layer` and a model viewer. Runs after quantisation, whose recipes match the full names."""
     from ai_edge_litert.tools import flatbuffer_utils as fb
 
     model = fb.read_model(str(path))
@@ -293,8 +293,11 @@ def compact_tflite_names(path: Path) -> None:
         for t in sg.tensors:
             if t.name:
                 name = t.name.decode("utf-8", "replace") if isinstance(t.name, bytes) else str(t.name)
-                short = ("/".join(part.rsplit(".", 1)[-1] for part in fused.split("/")) for fused in name.split(";") if fused)
-                t.name = ";".join(dict.fromkeys(short)).encode()  # each fused name once, in order
+                short = ["/".join("." + seg.rsplit(".", 1)[-1] if "." in seg else seg for seg in fused.split("/"))
+                         for fused in name.split(";;")]
+                # Each fused name once, the last one last: layer_names.tflite_layer reads the op's module
+                # from the last, and a segment that was a dotted module path keeps its leading "."
+                t.name = ";;".join(list(dict.fromkeys(reversed(short)))[::-1]).encode()
     tmp = path.with_name(path.name + ".names")
     fb.write_model(model, str(tmp))
     tmp.replace(path)
