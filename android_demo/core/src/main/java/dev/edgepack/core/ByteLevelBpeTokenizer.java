@@ -31,7 +31,6 @@ public final class ByteLevelBpeTokenizer extends SegmentTokenizer {
     private final Map<String, Integer> vocab;
     /** "left right" -> rank (lower merges first). */
     private final Map<String, Integer> ranks;
-    private final AddedTokens added;
     private final boolean addPrefixSpace;
     private final boolean ignoreMerges;
 
@@ -54,12 +53,6 @@ public final class ByteLevelBpeTokenizer extends SegmentTokenizer {
         }
         addPrefixSpace = spec.addPrefixSpace;
         ignoreMerges = spec.ignoreMerges;
-        added = new AddedTokens(spec.addedTokens);
-    }
-
-    @Override
-    protected AddedTokens addedTokens() {
-        return added;
     }
 
     @Override

@@ -11,15 +11,19 @@ import java.util.List;
 abstract class SegmentTokenizer implements Tokenizer {
     protected final TokenizerSpec spec;
     protected final int maxLength;
+    private final AddedTokens added;
 
     SegmentTokenizer(TokenizerSpec spec, int maxLength, String specials) throws BundleException {
         this.spec = spec;
         if (maxLength < 2) throw new BundleException("max_length " + maxLength + " leaves no room for " + specials);
         this.maxLength = maxLength;
+        this.added = new AddedTokens(spec.addedTokens);
     }
 
-    /** The added tokens (set by the subclass's constructor; WordPiece completes old manifests' lists). */
-    protected abstract AddedTokens addedTokens();
+    /** The manifest's added tokens (WordPiece overrides it: it completes old manifests' lists). */
+    protected AddedTokens addedTokens() {
+        return added;
+    }
 
     /** Appends the ids of one stretch of text between added tokens; {@code first}: nothing came before it. */
     protected abstract void encodeSegment(String segment, boolean first, List<Integer> out);

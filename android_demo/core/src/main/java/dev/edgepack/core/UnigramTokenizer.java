@@ -22,7 +22,6 @@ public final class UnigramTokenizer extends SegmentTokenizer {
     private final double[] scores;
     private final Trie trie = new Trie();
     private final double unkScore;
-    private final AddedTokens added;
 
     /** Pieces by UTF-16 unit; a piece is a whole string, so matching units matches Rust's bytes. */
     private static final class Trie {
@@ -53,12 +52,6 @@ public final class UnigramTokenizer extends SegmentTokenizer {
             if (node.id < 0) node.id = id;  // Rust keeps the first id of a repeated piece
         }
         unkScore = min - UNK_PENALTY;
-        added = new AddedTokens(spec.addedTokens);
-    }
-
-    @Override
-    protected AddedTokens addedTokens() {
-        return added;
     }
 
     @Override
