@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from .config import TASKS as _CLI_TASKS
 from .errors import TargetError
+
+TASKS = tuple(t for t in _CLI_TASKS if t != "auto")  # the [student.<task>] tables a profile may have
 
 QUANT_MODES = ("dynamic-int8", "static-int8", "fp16", "none")
 FORMATS = ("onnx", "tflite")
@@ -112,6 +116,14 @@ class TargetProfile:
     threads: int = 1
     source: str = ""
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    # issue #11: [student.<task>] tables, the [student] settings a build of that task uses instead
+    # (each a full StudentSpec: [student] with the table's keys replaced). A classifier distilled from a
+    # few thousand short labelled rows over-fits the step budget an embedding student needs.
+    student_by_task: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def student_for(self, task: str) -> StudentSpec:
+        """The [student] settings a build of `task` uses: [student.<task>] where the profile has one."""
+        return self.student_by_task.get(task, self.student)
 
 
 _TOP_KEYS = {"name", "description", "formats", "default_format", "threads", "quantize", "shapes", "student", "budget"}
@@ -237,21 +249,26 @@ def parse_target(text: str, source: str) -> TargetProfile:
     threads = raw.get("threads", 1)
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise TargetError(f"{source}: 'threads' must be a whole number ≥ 1")
-    sections = {s: _check_section(raw.get(s, {}), cls, s, source) for s, cls in _SECTION_TYPES.items()}
+    student_raw = raw.get("student", {})
+    by_task_raw = {}
+    if isinstance(student_raw, dict):
+        by_task_raw = {k: v for k, v in student_raw.items() if k in TASKS}
+        student_raw = {k: v for k, v in student_raw.items() if k not in TASKS}
+    sections = {s: _check_section(student_raw if s == "student" else raw.get(s, {}), cls, s, source)
+                for s, cls in _SECTION_TYPES.items()}
+    student_by_task = {}
+    for task, table in by_task_raw.items():
+        if not isinstance(table, dict):
+            raise TargetError(f"{source}: [student.{task}] must be a table")
+        override = _check_section(table, StudentSpec, f"student.{task}", source)
+        student_by_task[task] = dataclasses.replace(sections["student"], **{k: getattr(override, k) for k in table})
     if sections["quantize"].mode not in QUANT_MODES:
         raise TargetError(f"{source}: 'quantize.mode' must be one of {list(QUANT_MODES)}")
     _check_quantize(sections["quantize"], tuple(formats), source)
-    if sections["student"].strategy not in ("teacher", "distil"):
-        raise TargetError(f"{source}: 'student.strategy' must be 'teacher' or 'distil'")
-    for key in ("heads_keep", "ffn_keep"):
-        if not 0 < getattr(sections["student"], key) <= 1:
-            raise TargetError(f"{source}: 'student.{key}' must be in (0, 1]")
+    for where, spec in [("student", sections["student"])] + [(f"student.{t}", v) for t, v in student_by_task.items()]:
+        _check_student(spec, where, source)
     if sections["budget"].max_retokenized_words > 1:
         raise TargetError(f"{source}: 'budget.max_retokenized_words' is a share of words: 0 to 1 (0 = not gated)")
-    if sections["student"].layer_choice not in ("measured", "even"):
-        raise TargetError(f"{source}: 'student.layer_choice' must be 'measured' or 'even'")
-    if sections["student"].eval_every < 1:
-        raise TargetError(f"{source}: 'student.eval_every' must be at least 1")
     return TargetProfile(
         name=raw["name"],
         description=str(raw.get("description", "")),
@@ -260,5 +277,18 @@ def parse_target(text: str, source: str) -> TargetProfile:
         sequence_buckets=tuple(buckets),
         threads=threads,
         source=source,
+        student_by_task=student_by_task,
         **sections,
     )
+
+
+def _check_student(spec: StudentSpec, where: str, source: str) -> None:
+    if spec.strategy not in ("teacher", "distil"):
+        raise TargetError(f"{source}: '{where}.strategy' must be 'teacher' or 'distil'")
+    for key in ("heads_keep", "ffn_keep"):
+        if not 0 < getattr(spec, key) <= 1:
+            raise TargetError(f"{source}: '{where}.{key}' must be in (0, 1]")
+    if spec.layer_choice not in ("measured", "even"):
+        raise TargetError(f"{source}: '{where}.layer_choice' must be 'measured' or 'even'")
+    if spec.eval_every < 1:
+        raise TargetError(f"{source}: '{where}.eval_every' must be at least 1")

@@ -113,8 +113,12 @@ def test_teacher_outputs_are_cached_by_content(distil_build, tmp_path, deep_tiny
 
 def test_classifier_student_keeps_its_labels(session_dir, tiny_classifier, tiny_labelled_data, tmp_path):
     target = tmp_path / "cls.toml"
-    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,)) + STUDENT.replace("layers = 2", "layers = 1"), encoding="utf-8")
+    # [student.text-classification] is what a classifier build distils with (issue #11)
+    per_task = "\n[student.text-classification]\nsteps = 7\n"
+    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,)) + STUDENT.replace("layers = 2", "layers = 1") + per_task,
+                      encoding="utf-8")
     ctx = edgepack.build(target=str(target), model=str(tiny_classifier), data=(str(tiny_labelled_data),), out=tmp_path / "b", cache_dir=tmp_path / "c")
+    assert ctx.student.info["distillation"]["budget"]["steps"] == 7 and ctx.student.info["settings"]["steps"] == 7
     student = load_hf_model(ctx.student.dir, "text-classification")
     assert type(student).__name__ == "BertForSequenceClassification" and student.config.num_hidden_layers == 1
     assert (tmp_path / "b" / "labels.txt").read_text().split() == ["negative", "positive"]

@@ -51,3 +51,25 @@ def test_profile_from_path(tmp_path):
     path.write_text('name = "mine"\nformats = ["onnx"]\n[budget]\nmax_size_mb = 3\n')
     p = load_target(str(path))
     assert p.name == "mine" and p.budget.max_size_mb == 3.0
+
+
+def test_a_student_table_per_task_replaces_only_its_keys_for_that_task():
+    """Issue #11: [student.text-classification] holds what a classifier build distils with instead."""
+    p = parse_target('name = "x"\nformats = ["onnx"]\n[student]\nstrategy = "distil"\nsteps = 1500\ntrain_embeddings = true\n'
+                     '[student.text-classification]\nsteps = 1000\ntrain_embeddings = false\n', "x.toml")
+    assert p.student.steps == 1500 and p.student.train_embeddings
+    assert p.student_for("sentence-embedding") == p.student
+    c = p.student_for("text-classification")
+    assert (c.steps, c.train_embeddings, c.strategy) == (1000, False, "distil")
+    assert parse_target('name = "x"\nformats = ["onnx"]\n', "y.toml").student_for("text-classification").strategy == "teacher"
+
+
+@pytest.mark.parametrize("table, message", [
+    ("[student.text-classification]\ncolour = 1\n", "unknown key 'student.text-classification.colour'"),
+    ("[student.text-classification]\nheads_keep = 2\n", "'student.text-classification.heads_keep' must be in"),
+    ("[student.text-classification]\nsteps = -1\n", "'student.text-classification.steps' must be a non-negative"),
+    ("[student.fill-mask]\nsteps = 1\n", "unknown key 'student.fill-mask'"),
+])
+def test_bad_per_task_student_tables_name_the_key(table, message):
+    with pytest.raises(TargetError, match=message):
+        parse_target('name = "x"\nformats = ["onnx"]\n[student]\nstrategy = "distil"\n' + table, "x.toml")

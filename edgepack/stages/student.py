@@ -9,9 +9,10 @@ from ..student import refuse_unsupported_steps, teacher_itself
 
 
 def run(ctx: BuildContext) -> BuildContext:
-    if ctx.target.student.strategy == "teacher" and not ctx.options.student_layers:
+    spec = ctx.target.student_for(ctx.teacher.task)
+    if spec.strategy == "teacher" and not ctx.options.student_layers:
         return dataclasses.replace(ctx, student=teacher_itself(ctx.teacher))
-    refuse_unsupported_steps(ctx.teacher, ctx.target.student)  # before any training time is spent
+    refuse_unsupported_steps(ctx.teacher, spec)  # before any training time is spent
     from ..student.distil import make_student  # issue #4: distillation + pruning; heavy, imported only when used
 
     return dataclasses.replace(ctx, student=make_student(ctx))

@@ -96,7 +96,7 @@ def augment(texts, share: float, seed: int, vocab_words=()) -> list[str]:
 
 
 def plan_settings(ctx: BuildContext, teacher_layers: int) -> dict:
-    spec = ctx.target.student
+    spec = ctx.target.student_for(ctx.teacher.task)
     quick = ctx.options.quick
     depth = ctx.options.student_layers or spec.layers or max(1, teacher_layers // 2)
     if depth > teacher_layers:
