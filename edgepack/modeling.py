@@ -53,6 +53,11 @@ def pooled(model, input_ids, attention_mask, pooling: str, token_type_ids: bool,
            ids_from_input: bool = False) -> torch.Tensor:
     """The sentence embedding before normalisation: what distillation matches and the graph ships."""
     hidden = model(**model_inputs(input_ids, attention_mask, token_type_ids, head_mask, ids_from_input)).last_hidden_state
+    return pool(hidden, attention_mask, pooling)
+
+
+def pool(hidden: torch.Tensor, attention_mask, pooling: str) -> torch.Tensor:
+    """sentence-transformers' pooling of the last hidden state: cls, max or mean over real tokens."""
     if pooling == "cls":
         return hidden[:, 0]
     return max_pool(hidden, attention_mask) if pooling == "max" else mean_pool(hidden, attention_mask)

@@ -87,6 +87,10 @@ class StudentSpec:
     minutes: float = 0.0
     eval_every: int = 50  # steps between held-out evaluations; the best checkpoint (step 0 included) ships
     patience: int = 0  # evaluations in a row without improvement before stopping early (0 = never)
+    # issue #11, embedding teachers: weight of a token-level loss (the last hidden state at every token,
+    # student vs teacher) beside the pooled one. It runs the teacher on every batch (slower steps) and
+    # needs the teacher's tokenizer, so not with vocab_prune. Classifiers already match hidden states.
+    token_loss: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -292,3 +296,5 @@ def _check_student(spec: StudentSpec, where: str, source: str) -> None:
         raise TargetError(f"{source}: '{where}.layer_choice' must be 'measured' or 'even'")
     if spec.eval_every < 1:
         raise TargetError(f"{source}: '{where}.eval_every' must be at least 1")
+    if spec.token_loss and spec.vocab_prune:
+        raise TargetError(f"{source}: '{where}.token_loss' compares tokens with the teacher's, so it needs vocab_prune = false")

@@ -212,3 +212,37 @@ def test_a_bucket_longer_than_the_teachers_max_seq_length_still_exports(tmp_path
     ctx = edgepack.build(target=str(target), model=str(teacher), data=(str(distil_data),), out=tmp_path / "b", cache_dir=tmp_path / "c")
     assert ctx.teacher.max_length == 16
     assert edgepack.check(tmp_path / "b").passed
+
+
+def test_token_loss_compares_every_token_with_the_teachers_and_trains_with_the_teacher_per_batch(deep_tiny, distil_data, tmp_path, monkeypatch):
+    """Issue #11: `[student] token_loss` adds the last hidden state at every real token (not only the
+    pooled vector) to an embedding student's loss; the teacher runs on each training batch."""
+    from edgepack.student import train
+
+    setup = Setup(task="sentence-embedding", family="bert", pooling="mean", max_length=16, token_weight=1.0)
+    tokens = torch.zeros(1, 3, 4)
+    student = {"embedding": torch.ones(1, 4), "tokens": tokens + torch.tensor([[[1.0], [-1.0], [5.0]]])}
+    teacher = {"embedding": torch.ones(1, 4), "tokens": tokens, "mask": torch.tensor([[1, 1, 0]])}
+    # pooled vectors equal, tokens apart: only the token term is left, and padding (the 5.0) is not counted
+    assert float(train.loss_terms(setup, student, teacher)) == pytest.approx(train.MSE_WEIGHT * 1.0)
+    off = Setup(task="sentence-embedding", family="bert", pooling="mean", max_length=16)
+    assert float(train.loss_terms(off, student, teacher)) == pytest.approx(0.0, abs=1e-6)
+
+    calls = []
+    real = train.distil
+    monkeypatch.setattr(train, "distil", lambda *a, **k: calls.append(k.get("teacher")) or real(*a, **k))
+    student_toml = STUDENT.replace("vocab_prune = true", "vocab_prune = false").replace("epochs = 2", "steps = 4")
+    target = tmp_path / "t.toml"
+    target.write_text(tiny_target_toml(buckets=(16,), min_mean_cosine_vs_teacher=0.0) + student_toml.replace("heads_keep = 0.5", "heads_keep = 1.0")
+                      .replace("ffn_keep = 0.5", "ffn_keep = 1.0") + "token_loss = 0.5\n", encoding="utf-8")
+    ctx = edgepack.build(target=str(target), model=str(deep_tiny), data=(str(distil_data),), out=tmp_path / "b", cache_dir=tmp_path / "c")
+    assert ctx.student.info["settings"]["token_loss"] == 0.5
+    assert calls and all(t is not None for t in calls)  # the teacher was handed to training
+
+
+def test_token_loss_needs_the_teachers_tokenizer():
+    from edgepack.errors import TargetError
+    from edgepack.targets import parse_target
+
+    with pytest.raises(TargetError, match="token_loss.*vocab_prune = false"):
+        parse_target('name = "x"\nformats = ["onnx"]\n[student]\nstrategy = "distil"\nvocab_prune = true\ntoken_loss = 1.0\n', "x.toml")

@@ -123,6 +123,7 @@ def plan_settings(ctx: BuildContext, teacher_layers: int) -> dict:
         "seconds": seconds,
         "eval_every": spec.eval_every,
         "patience": spec.patience,
+        **({"token_loss": spec.token_loss} if spec.token_loss else {}),  # absent at 0: earlier students keep their cache keys
         "learning_rate": spec.learning_rate,
         "batch_size": spec.batch_size,
         "max_texts": QUICK_MAX_TEXTS if quick else 0,
@@ -183,8 +184,10 @@ def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings
     t = ctx.teacher
     seed = ctx.options.seed
     torch.manual_seed(seed)
-    setup = train.Setup(task=t.task, family=t.family, pooling=t.pooling, max_length=min(t.max_length, TRAIN_MAX_LENGTH))
-    teacher = load_hf_model(t.path, t.task, ctx.options.allow_pickle)
+    token_weight = settings.get("token_loss", 0.0) if t.task == "sentence-embedding" else 0.0
+    setup = train.Setup(task=t.task, family=t.family, pooling=t.pooling, max_length=min(t.max_length, TRAIN_MAX_LENGTH),
+                        token_weight=token_weight)
+    teacher = load_hf_model(t.path, t.task, ctx.options.allow_pickle).eval()
     teacher_json = tokenizer_spec(t.path)
     held_texts, held_labels, train_texts, train_labels = held_out_split(texts, labels)
     swap_words = [w for w in teacher_json["model"]["vocab"] if len(w) >= 3 and w.isalpha()] if settings["vocab_prune"] else []
@@ -273,7 +276,8 @@ def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings
             bar.set_metrics(held_out=round(value, 4))
 
         common = dict(lr=settings["learning_rate"], batch_size=settings["batch_size"], seed=seed, labels=all_labels,
-                      accel=accel, on_step=on_step, evaluate=score, on_eval=on_eval)
+                      accel=accel, on_step=on_step, evaluate=score, on_eval=on_eval,
+                      teacher=teacher.to(accel.device) if token_weight else None)
         curves = [train.distil(student, setup, student_ids, targets, budget=phases[0], **common)]
         pruning = {}
         if has_pruning:

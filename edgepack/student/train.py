@@ -24,7 +24,7 @@ import torch
 
 from ..cache import StageDir, hash_parts
 from ..families import FAMILIES
-from ..modeling import mean_pool, model_inputs, pooled
+from ..modeling import mean_pool, model_inputs, pool, pooled
 
 
 MSE_WEIGHT = 10.0
@@ -45,6 +45,10 @@ class Setup:
     pooling: str
     max_length: int
     temperature: float = 2.0
+    # embedding teachers: weight of a token-level term, the MSE between the student's and the teacher's
+    # last hidden state at every real token ([student] token_loss). It needs the teacher during training
+    # (its token states are too large to cache) and the teacher's tokenizer (no vocabulary pruning).
+    token_weight: float = 0.0
 
 
 def tokenize(tokenizer, texts, max_length: int) -> list[list[int]]:
@@ -74,13 +78,16 @@ def collate(ids: list[list[int]], index: list[int], device=None) -> tuple[torch.
     return input_ids, mask
 
 
-def forward(model, setup: Setup, input_ids, mask, head_mask=None) -> dict[str, torch.Tensor]:
+def forward(model, setup: Setup, input_ids, mask, head_mask=None, tokens: bool = False) -> dict[str, torch.Tensor]:
     """The model's product before normalisation: pooled embedding (the exported graph's own pooling,
     modeling.pooled), or logits + the mean-pooled last hidden state."""
     token_type_ids = FAMILIES[setup.family].uses_token_type_ids
     if setup.task == "text-classification":
         out = model(**model_inputs(input_ids, mask, token_type_ids, head_mask), output_hidden_states=True)
         return {"logits": out.logits, "hidden": mean_pool(out.hidden_states[-1], mask)}
+    if tokens and setup.token_weight:  # training only: the last hidden state for the token-level loss
+        hidden = model(**model_inputs(input_ids, mask, token_type_ids)).last_hidden_state
+        return {"embedding": pool(hidden, mask, setup.pooling), "tokens": hidden}
     return {"embedding": pooled(model, input_ids, mask, setup.pooling, token_type_ids, head_mask)}
 
 
@@ -96,7 +103,12 @@ def loss_terms(setup: Setup, student: dict, teacher: dict, labels: torch.Tensor 
         return loss
     s, te = student["embedding"], teacher["embedding"]
     # x10 puts the MSE of MiniLM-scale pooled vectors on the scale of (1 - cos) (measured for issue #11).
-    return MSE_WEIGHT * f.mse_loss(s, te) + (1 - f.cosine_similarity(s, te, dim=-1)).mean()
+    loss = MSE_WEIGHT * f.mse_loss(s, te) + (1 - f.cosine_similarity(s, te, dim=-1)).mean()
+    if setup.token_weight and "tokens" in student and "tokens" in teacher:
+        m = teacher["mask"].unsqueeze(-1).to(s.dtype)
+        per_token = ((student["tokens"] - teacher["tokens"]) ** 2 * m).sum() / (m.sum() * s.shape[-1]).clamp(min=1)
+        loss = loss + setup.token_weight * MSE_WEIGHT * per_token
+    return loss
 
 
 @torch.no_grad()
@@ -204,7 +216,7 @@ def lr_factor(done: float, warmup: float = 0.06) -> float:
 
 def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch.Tensor], *, budget: Budget,
            lr: float, batch_size: int, seed: int, labels=None, accel=None, on_step=None, evaluate=None,
-           on_eval=None) -> Curve:
+           on_eval=None, teacher=None) -> Curve:
     """Train `student` towards `targets` (rows aligned with `ids`) within `budget`.
 
     Distillation never ends worse than it started: `evaluate(model) -> score` (higher is better, on
@@ -253,8 +265,12 @@ def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch
             for group in opt.param_groups:
                 group["lr"] = lr * lr_factor(min(done, 1.0))
             input_ids, mask = collate(ids, index, accel.device)
-            out = forward(model, setup, input_ids, mask)
+            out = forward(model, setup, input_ids, mask, tokens=teacher is not None)
             target = {k: v[index].to(accel.device) for k, v in targets.items()}
+            if setup.token_weight and teacher is not None:  # token states: computed per batch, not cached
+                with torch.no_grad():
+                    target["tokens"] = teacher(**model_inputs(input_ids, mask, FAMILIES[setup.family].uses_token_type_ids)).last_hidden_state
+                target["mask"] = mask
             y = label_t[index].to(accel.device) if label_t is not None else None
             loss = loss_terms(setup, out, target, y)
             accel.backward(loss)
