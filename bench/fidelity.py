@@ -2,6 +2,7 @@
 
     python bench/fidelity.py                     # everything (~40-50 min on 2 cores)
     python bench/fidelity.py --skip-before --skip-data --skip-classifier   # the default build only
+    python bench/fidelity.py --skip-default --skip-before --skip-data --keep-previous   # re-measure the classifier, keep the rest
     python bench/fidelity.py --dry-run           # print the builds it would run, build nothing
     python bench/fidelity.py --smoke             # every build with --quick, 200 STS-B pairs: checks the script only
 
@@ -465,7 +466,7 @@ def markdown(result: dict) -> str:
     for r in result["rows"]:
         b = result["builds"].get(r["build"]) or {}
         lines.append(
-            f"| {r['label']} | {r.get('format') or '—'} | {r['stsb_spearman']:.4f} | {pct(r['pct_of_teacher'])} | "
+            f"| {r['label']}{carried(r)} | {r.get('format') or '—'} | {r['stsb_spearman']:.4f} | {pct(r['pct_of_teacher'])} | "
             f"{r['cosine_to_teacher_mean']:.4f} / {r['cosine_to_teacher_min']:.4f} | {r['bytes_largest_file'] / 1e6:.2f} "
             f"({r['bytes_total'] / 1e6:.2f}, {r['files']}) | {r['real']['p50_ms']:.2f} | {r['speedup_p50']:.2f}× / {r['speedup_mean']:.2f}× | "
             f"{fmt_s(b.get('wall_s')) if b else '—'} | {fmt_s(b.get('student_stage_s')) if b else '—'} |"
@@ -486,7 +487,8 @@ def markdown(result: dict) -> str:
             f"**Classifier path.** MiniLM fine-tuned on {c['train_rows']:,} SST-2 train rows ({c['teacher_epochs']} epoch; "
             f"bench/quality.py's fine-tuning, {fmt_s(c['finetune_s'])}{' (cached)' if c['finetune_s'] < 5 else ''}), built with those rows as "
             f"`--data --task text-classification`; accuracy on the {c['dev_rows']} SST-2 dev rows (not used to build). "
-            f"Build {fmt_s(cb['wall_s'])} wall, student stage {fmt_s(cb.get('student_stage_s'))}; student: {cb['student']['description']}.",
+            f"Build {fmt_s(cb['wall_s'])} wall, student stage {fmt_s(cb.get('student_stage_s'))}; student: {cb['student']['description']}."
+            + carried(c),
             "",
             "| model | SST-2 dev accuracy | % of teacher | agreement with teacher |",
             "|---|---|---|---|",
@@ -549,6 +551,29 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def carry_previous(path: Path, builds: dict, rows: list, classifier_box: list) -> None:
+    """`--keep-previous`: the builds this run skipped, their rows and the classifier's accuracy, copied from
+    the previous results, each marked `carried_from` (that run's commit, date and command) so the table says
+    which figures were measured when. Latency ratios of carried rows are against that run's Optimum row."""
+    if not path.is_file():
+        return
+    old = json.loads(path.read_text(encoding="utf-8"))
+    m = old["meta"]
+    origin = {"commit": m["code"]["commit"], "date": m["date"], "command": m["command"]}
+    for key, rec in old["builds"].items():
+        if key in builds:
+            continue
+        builds[key] = {**rec, "carried_from": rec.get("carried_from") or origin}
+        rows += [{**r, "carried_from": r.get("carried_from") or origin} for r in old["rows"] if r["build"] == key]
+        if key == "classifier" and old.get("classifier") and classifier_box[0] is None:
+            classifier_box[0] = {**old["classifier"], "carried_from": old["classifier"].get("carried_from") or origin}
+
+
+def carried(rec: dict) -> str:
+    c = rec.get("carried_from")
+    return f" (carried over: measured at {c['commit']}, {c['date']})" if c else ""
+
+
 # -- main ---------------------------------------------------------------------------------------
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -558,9 +583,13 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS, help="results directory (fidelity.json, fidelity.md)")
     ap.add_argument("--stsb-limit", type=int, default=0, help="score only the first N STS-B dev pairs (0 = all 1,500)")
     ap.add_argument("--timed", type=int, default=300, help="dev sentences timed at batch 1 (default 300)")
+    ap.add_argument("--skip-default", action="store_true", help="no default build (with --keep-previous: keep the last one's rows)")
     ap.add_argument("--skip-before", action="store_true", help="no 'before' row (the pre-#11 default student)")
     ap.add_argument("--skip-data", action="store_true", help="no in-domain --data build")
     ap.add_argument("--skip-classifier", action="store_true", help="no SST-2 classifier build")
+    ap.add_argument("--keep-previous", action="store_true",
+                    help="carry the builds this run skips (with their rows) over from the existing fidelity.json in --out, "
+                         "each marked with the commit and date of the run that measured it")
     ap.add_argument("--data-budget", default="15m", help="--budget of the in-domain --data build (default 15m)")
     ap.add_argument("--data-limit", type=int, default=0, help="at most N in-domain texts (a seeded sample; 0 = all)")
     ap.add_argument("--classifier-train", type=int, default=5600, help="SST-2 train rows: fine-tune the teacher, then --data (default 5600)")
@@ -608,7 +637,7 @@ def main(argv=None) -> int:
     def build(key, label, target, extra=()):
         return Build(key, label, target, list(extra), run / f"{key}-bundle", run / f"{key}-cache")
 
-    plan = [build("default", "edgepack android-arm64 default (after)", TARGET)]
+    plan = [] if args.skip_default else [build("default", "edgepack android-arm64 default (after)", TARGET)]
     if not args.skip_before:
         plan.append(build("before", "previous default (before, bench/profiles)", str(BEFORE_PROFILE.relative_to(REPO))))
     data_note = None
@@ -720,6 +749,10 @@ def main(argv=None) -> int:
         unused = quality.sst2_teacher_rows(0)[classifier_meta["train_rows"]:][:HELD_OUT_TRAIN_ROWS]
         classifier["unused_train_rows"] = classifier_accuracy(classifier_teacher, Path(crec["bundle"]), unused)
 
+    if args.keep_previous:
+        carry_previous(args.out / "fidelity.json", builds, rows, classifier_box := [classifier])
+        classifier = classifier_box[0]
+
     result = {
         "meta": {
             "command": command,
@@ -738,7 +771,7 @@ def main(argv=None) -> int:
             "data_budget_steps": budget_steps or None,
             "latency_contention": {**latency_idle, **sampler.summary()},
             "wall_s": round(time.perf_counter() - t_start, 1),
-            "waited_s": round(latency_idle["waited_s"] + waited + sum(b["contention"]["waited_s"] for b in builds.values()), 1),
+            "waited_s": round(latency_idle["waited_s"] + waited + sum(b["contention"]["waited_s"] for b in builds.values() if not b.get("carried_from")), 1),
             "arm_note": "x86 numbers differ from ARM; measure on the device",
         },
         "builds": builds,
