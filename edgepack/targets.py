@@ -11,6 +11,10 @@ from .errors import TargetError
 
 QUANT_MODES = ("dynamic-int8", "static-int8", "fp16", "none")
 FORMATS = ("onnx", "tflite")
+# How the bundle's files are laid out (issue #14). "edgepack": model.<format> at the root.
+# "transformers.js": the Hugging Face layout transformers.js loads as it is (config.json,
+# tokenizer_config.json, onnx/model_<dtype>.onnx) plus a demo page; see edgepack/web/.
+LAYOUTS = ("edgepack", "transformers.js")
 
 
 @dataclass(frozen=True)
@@ -111,10 +115,12 @@ class TargetProfile:
     budget: BudgetSpec
     threads: int = 1
     source: str = ""
+    layout: str = "edgepack"  # one of LAYOUTS
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
 
-_TOP_KEYS = {"name", "description", "formats", "default_format", "threads", "quantize", "shapes", "student", "budget"}
+_TOP_KEYS = {"name", "description", "formats", "default_format", "threads", "layout", "quantize", "shapes", "student",
+             "budget"}
 _SECTION_TYPES = {"quantize": QuantizeSpec, "student": StudentSpec, "budget": BudgetSpec}
 
 
@@ -237,6 +243,12 @@ def parse_target(text: str, source: str) -> TargetProfile:
     threads = raw.get("threads", 1)
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise TargetError(f"{source}: 'threads' must be a whole number ≥ 1")
+    layout = raw.get("layout", "edgepack")
+    if layout not in LAYOUTS:
+        raise TargetError(f"{source}: 'layout' must be one of {list(LAYOUTS)}")
+    if layout == "transformers.js" and formats != ["onnx"]:
+        # transformers.js runs ONNX through onnxruntime-web; nothing else would load there.
+        raise TargetError(f"{source}: 'layout = \"transformers.js\"' needs formats = [\"onnx\"]")
     sections = {s: _check_section(raw.get(s, {}), cls, s, source) for s, cls in _SECTION_TYPES.items()}
     if sections["quantize"].mode not in QUANT_MODES:
         raise TargetError(f"{source}: 'quantize.mode' must be one of {list(QUANT_MODES)}")
@@ -260,5 +272,6 @@ def parse_target(text: str, source: str) -> TargetProfile:
         sequence_buckets=tuple(buckets),
         threads=threads,
         source=source,
+        layout=layout,
         **sections,
     )
