@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
+from .. import web
 from ..context import BuildContext
 from ..student import refuse_unsupported_steps, teacher_itself
 
 
 def run(ctx: BuildContext) -> BuildContext:
+    if ctx.target.layout == web.LAYOUT:  # before any training time is spent
+        web.check_teacher(ctx.teacher.pooling, ctx.teacher.dense, ctx.teacher.task)
     if ctx.target.student.strategy == "teacher" and not ctx.options.student_layers:
         return dataclasses.replace(ctx, student=teacher_itself(ctx.teacher))
     refuse_unsupported_steps(ctx.teacher, ctx.target.student)  # before any training time is spent
