@@ -253,6 +253,11 @@ def parse_target(text: str, source: str) -> TargetProfile:
     if sections["quantize"].mode not in QUANT_MODES:
         raise TargetError(f"{source}: 'quantize.mode' must be one of {list(QUANT_MODES)}")
     _check_quantize(sections["quantize"], tuple(formats), source)
+    if layout == "transformers.js" and sections["quantize"].embedding_bits == 4:
+        # Run here: onnxruntime-web 1.31 (WebAssembly) fails to create the session, "Could not find an
+        # implementation for GatherBlockQuantized(1)"; onnxruntime-node runs the same file.
+        raise TargetError(f"{source}: 'quantize.embedding_bits = 4' is not for layout \"transformers.js\": "
+                          "onnxruntime-web has no GatherBlockQuantized kernel (int4 lookup tables)")
     if sections["student"].strategy not in ("teacher", "distil"):
         raise TargetError(f"{source}: 'student.strategy' must be 'teacher' or 'distil'")
     for key in ("heads_keep", "ffn_keep"):
