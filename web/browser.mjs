@@ -3,11 +3,14 @@
 // playwright-core), served from localhost by this script. Nothing outside the bundle is fetched.
 //
 // Usage: node web/browser.mjs BUNDLE_DIR [--golden] [--latency] [--repeats N] [--screenshot OUT.png]
-//                             [--query TEXT] [--dtype DTYPE] [--device wasm|webgpu]
+//                             [--query TEXT] [--dtype DTYPE] [--device wasm|webgpu] [--texts FILE.json]
+//                             [--url http://127.0.0.1:8000/]
 // Prints one JSON object: {"dtype", "golden": [...], "latency": {...}, "search": {...}}.
 //   --golden      every golden case of edgepack.json (edgepack/web/demo/embedding.js runGolden)
-//   --latency     per-text latency of the page's pipeline on the golden texts (one text per call)
+//   --latency     per-text latency of the page's pipeline (one text per call) on --texts, else the golden texts
+//   --texts       a JSON list of texts: also returns their embeddings ("embeddings"), one pipeline call each
 //   --screenshot  type --query into the demo, press Search, wait for the ranked notes, screenshot the page
+//   --url         the bundle as another server serves it (e.g. `python -m http.server -d BUNDLE`), not this script's
 // Exit 2 when the page cannot load the model (its error is printed).
 import fs from "node:fs";
 import http from "node:http";
@@ -36,7 +39,7 @@ const server = http.createServer((req, res) => {
   fs.createReadStream(file).pipe(res);
 });
 await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-const base = `http://127.0.0.1:${server.address().port}`;
+const base = option("--url")?.replace(/\/$/, "") ?? `http://127.0.0.1:${server.address().port}`;
 
 // The flags that work here as root; playwright adds --headless, --no-sandbox and a fresh profile dir.
 const browser = await chromium.launch({
@@ -62,9 +65,17 @@ try {
   result.dtype = await page.evaluate(() => window.edgepack.dtype);
   result.browser = browser.version();
   if (flag("--golden")) result.golden = await page.evaluate(() => window.edgepack.golden());
+  const manifest = JSON.parse(fs.readFileSync(path.join(bundle, "edgepack.json"), "utf8"));
+  const texts = option("--texts") ? JSON.parse(fs.readFileSync(option("--texts"), "utf8"))
+    : manifest.golden.map((c) => c.text).filter(Boolean);
+  if (option("--texts")) {
+    result.embeddings = await page.evaluate(async (t) => {
+      const out = [];
+      for (const text of t) out.push((await window.edgepack.embed([text]))[0]);
+      return out;
+    }, texts);
+  }
   if (flag("--latency")) {
-    const manifest = JSON.parse(fs.readFileSync(path.join(bundle, "edgepack.json"), "utf8"));
-    const texts = manifest.golden.map((c) => c.text).filter(Boolean);
     result.latency = await page.evaluate(([t, r]) => window.edgepack.latency(t, r), [texts, Number(option("--repeats", "3"))]);
     result.latency.texts = texts.length;
   }
