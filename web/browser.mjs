@@ -99,5 +99,6 @@ try {
   await browser.close();
   server.close();
 }
+// exitCode, not exit(): exit() would cut a large JSON written to a pipe short.
+process.exitCode = code;
 process.stdout.write(JSON.stringify(result) + "\n");
-process.exit(code);
