@@ -35,8 +35,10 @@ def require_js(browser: bool = False) -> None:
     missing = []
     if shutil.which("node") is None:
         missing.append("node is not on PATH")
-    if not (web.node_modules() / "@huggingface" / "transformers").is_dir() or not (web.node_modules() / "playwright-core").is_dir():
-        missing.append(f"{web.node_modules()} lacks the pinned packages (run `npm ci --prefix web`)")
+    # web/'s scripts resolve their imports in web/node_modules; builds vendor from web.node_modules()
+    for modules in dict.fromkeys((REPO / "web" / "node_modules", web.node_modules())):
+        if not (modules / "@huggingface" / "transformers").is_dir() or not (modules / "playwright-core").is_dir():
+            missing.append(f"{modules} lacks the pinned packages (run `npm ci --prefix web`)")
     if browser and not CHROMIUM.is_file():
         missing.append(f"{CHROMIUM} is missing (Debian: apt-get install chromium)")
     if missing:
