@@ -22,20 +22,30 @@ def output_name(task: str) -> str:
     return "logits" if task == "text-classification" else "embedding"
 
 
-def export_onnx(head, path: Path, task: str, sample_len: int = 16) -> None:
+# The token states transformers.js's feature-extraction pipeline pools (issue #14, layout "transformers.js").
+TOKEN_STATES = "last_hidden_state"
+
+
+def export_onnx(head, path: Path, task: str, sample_len: int = 16, token_states: bool = False) -> None:
+    """`token_states`: `head` is modeling.with_token_states(...); the graph also returns TOKEN_STATES,
+    after the pooled output (runtimes that read the first output are unaffected)."""
     import torch  # here, not at import: quant/ reads signature_name without loading torch
 
     ids = torch.ones(2, sample_len, dtype=torch.long)
     mask = torch.ones(2, sample_len, dtype=torch.long)
     out = output_name(task)
+    outputs = [out, TOKEN_STATES] if token_states else [out]
+    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}, out: {0: "batch"}}
+    if token_states:
+        axes[TOKEN_STATES] = {0: "batch", 1: "sequence"}
     with quiet(), torch.no_grad():
         torch.onnx.export(
             head,
             (ids, mask),
             str(path),
             input_names=["input_ids", "attention_mask"],
-            output_names=[out],
-            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}, out: {0: "batch"}},
+            output_names=outputs,
+            dynamic_axes=axes,
             opset_version=17,
             dynamo=False,  # the TorchScript exporter gives a plain graph that ORT's quantiser handles
         )
@@ -67,13 +77,17 @@ def export_tflite(head, path: Path, buckets) -> None:
         converter.convert().export(str(path))
 
 
-def io_spec(fmt: str, task: str, dim: int, buckets=()) -> tuple[tuple[dict, ...], tuple[dict, ...], tuple[dict, ...]]:
+def io_spec(fmt: str, task: str, dim: int, buckets=(), token_states_dim: int = 0,
+            ) -> tuple[tuple[dict, ...], tuple[dict, ...], tuple[dict, ...]]:
     """(inputs, outputs, signatures) as the manifest records them. TFLite shapes name the bucket
-    ("sequence" is the signature's own length); ONNX has no signatures (dynamic shapes)."""
+    ("sequence" is the signature's own length); ONNX has no signatures (dynamic shapes).
+    `token_states_dim` > 0: the ONNX graph also returns TOKEN_STATES of that width (export_onnx)."""
     if fmt == "onnx":
         shape = ["batch", "sequence"]
         inputs = tuple({"name": n, "dtype": "int64", "shape": shape} for n in ("input_ids", "attention_mask"))
         outputs = ({"name": output_name(task), "dtype": "float32", "shape": ["batch", dim]},)
+        if token_states_dim:
+            outputs += ({"name": TOKEN_STATES, "dtype": "float32", "shape": ["batch", "sequence", token_states_dim]},)
         return inputs, outputs, ()
     inputs = tuple({"name": n, "dtype": "int32", "shape": [1, "sequence"]} for n in ("input_ids", "attention_mask"))
     outputs = ({"name": output_name(task), "signature_output": SIGNATURE_OUTPUT, "dtype": "float32", "shape": [1, dim]},)

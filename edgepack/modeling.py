@@ -56,8 +56,8 @@ def pooled(model, input_ids, attention_mask, pooling: str, token_type_ids: bool,
     return pool(hidden, attention_mask, pooling)
 
 
-def pool(hidden: torch.Tensor, attention_mask, pooling: str) -> torch.Tensor:
-    """sentence-transformers' pooling of the last hidden state: cls, max or mean over real tokens."""
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Token states [batch, seq, dim] -> one vector per text, as sentence-transformers pools."""
     if pooling == "cls":
         return hidden[:, 0]
     return max_pool(hidden, attention_mask) if pooling == "max" else mean_pool(hidden, attention_mask)
@@ -87,19 +87,32 @@ class EmbeddingHead(torch.nn.Module):
         super().__init__()
         self.model, self.pooling, self.normalize, self.token_type_ids = model, pooling, normalize, token_type_ids
         self.ids_from_input = ids_from_input  # see model_inputs; set by for_signatures()
+        self.token_states = False  # set by with_token_states()
         # Only registered when present: a model without Dense keeps exactly the graph (and TFLite
         # tensor names) it had before issue #13.
         if dense is not None:
             self.dense = dense
 
     def forward(self, input_ids, attention_mask):
-        emb = pooled(self.model, input_ids, attention_mask, self.pooling, self.token_type_ids,
-                     ids_from_input=self.ids_from_input)
+        kwargs = model_inputs(input_ids, attention_mask, self.token_type_ids, ids_from_input=self.ids_from_input)
+        hidden = self.model(**kwargs).last_hidden_state
+        emb = pool(hidden, attention_mask, self.pooling)
         if hasattr(self, "dense"):
             emb = self.dense(emb)
         if self.normalize:
             emb = torch.nn.functional.normalize(emb, p=2.0, dim=-1)
-        return emb
+        return (emb, hidden) if self.token_states else emb
+
+
+def with_token_states(head: torch.nn.Module) -> torch.nn.Module:
+    """The same embedding head (same weights) returning (embedding, last_hidden_state): transformers.js's
+    feature-extraction pipeline reads `last_hidden_state` and pools in JavaScript (issue #14), while
+    edgepack's runtimes keep reading the pooled `embedding`, the graph's first output."""
+    import copy
+
+    out = copy.copy(head)  # a shallow copy shares the submodules (the weights)
+    out.token_states = True
+    return out
 
 
 class ClassifierHead(torch.nn.Module):

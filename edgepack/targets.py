@@ -15,6 +15,10 @@ TASKS = tuple(t for t in _CLI_TASKS if t != "auto")  # the [student.<task>] tabl
 
 QUANT_MODES = ("dynamic-int8", "static-int8", "fp16", "none")
 FORMATS = ("onnx", "tflite")
+# How the bundle's files are laid out (issue #14). "edgepack": model.<format> at the root.
+# "transformers.js": the Hugging Face layout transformers.js loads as it is (config.json,
+# tokenizer_config.json, onnx/model_<dtype>.onnx) plus a demo page; see edgepack/web/.
+LAYOUTS = ("edgepack", "transformers.js")
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ class TargetProfile:
     budget: BudgetSpec
     threads: int = 1
     source: str = ""
+    layout: str = "edgepack"  # one of LAYOUTS
     extra: dict = field(default_factory=dict, compare=False, hash=False)
     # issue #11: [student.<task>] tables, the [student] settings a build of that task uses instead
     # (each a full StudentSpec: [student] with the table's keys replaced). A classifier distilled from a
@@ -130,7 +135,8 @@ class TargetProfile:
         return self.student_by_task.get(task, self.student)
 
 
-_TOP_KEYS = {"name", "description", "formats", "default_format", "threads", "quantize", "shapes", "student", "budget"}
+_TOP_KEYS = {"name", "description", "formats", "default_format", "threads", "layout", "quantize", "shapes", "student",
+             "budget"}
 _SECTION_TYPES = {"quantize": QuantizeSpec, "student": StudentSpec, "budget": BudgetSpec}
 
 
@@ -253,6 +259,12 @@ def parse_target(text: str, source: str) -> TargetProfile:
     threads = raw.get("threads", 1)
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise TargetError(f"{source}: 'threads' must be a whole number ≥ 1")
+    layout = raw.get("layout", "edgepack")
+    if layout not in LAYOUTS:
+        raise TargetError(f"{source}: 'layout' must be one of {list(LAYOUTS)}")
+    if layout == "transformers.js" and formats != ["onnx"]:
+        # transformers.js runs ONNX through onnxruntime-web; nothing else would load there.
+        raise TargetError(f"{source}: 'layout = \"transformers.js\"' needs formats = [\"onnx\"]")
     student_raw = raw.get("student", {})
     by_task_raw = {}
     if isinstance(student_raw, dict):
@@ -269,6 +281,11 @@ def parse_target(text: str, source: str) -> TargetProfile:
     if sections["quantize"].mode not in QUANT_MODES:
         raise TargetError(f"{source}: 'quantize.mode' must be one of {list(QUANT_MODES)}")
     _check_quantize(sections["quantize"], tuple(formats), source)
+    if layout == "transformers.js" and sections["quantize"].embedding_bits == 4:
+        # Run here: onnxruntime-web 1.31 (WebAssembly) fails to create the session, "Could not find an
+        # implementation for GatherBlockQuantized(1)"; onnxruntime-node runs the same file.
+        raise TargetError(f"{source}: 'quantize.embedding_bits = 4' is not for layout \"transformers.js\": "
+                          "onnxruntime-web has no GatherBlockQuantized kernel (int4 lookup tables)")
     for where, spec in [("student", sections["student"])] + [(f"student.{t}", v) for t, v in student_by_task.items()]:
         _check_student(spec, where, source)
     if sections["budget"].max_retokenized_words > 1:
@@ -281,6 +298,7 @@ def parse_target(text: str, source: str) -> TargetProfile:
         sequence_buckets=tuple(buckets),
         threads=threads,
         source=source,
+        layout=layout,
         student_by_task=student_by_task,
         **sections,
     )

@@ -61,8 +61,13 @@ INT4_MATRICES_TFLITE = {**_LITERT, "min_version": "2.1.0",
                         "feature": "FULLY_CONNECTED with int4 blockwise weights (BlockwiseQuantization)"}
 
 
-def shipped_name(art: Artifact) -> str:
-    """One file per format (the TFLite buckets are signatures inside it)."""
+def shipped_name(art: Artifact, layout: str = "edgepack", spec: QuantizeSpec | None = None) -> str:
+    """One file per format (the TFLite buckets are signatures inside it), relative to the bundle root;
+    the transformers.js layout names it by its dtype under onnx/ (edgepack/web)."""
+    if layout == "transformers.js":
+        from ..web import model_path
+
+        return model_path(spec)
     return f"model.{art.format}"
 
 
@@ -352,10 +357,12 @@ def quantize_artifacts(ctx: BuildContext, calibration=None, extra_exclude: dict 
     for art in ctx.fp32_artifacts:
         if formats is not None and art.format not in formats:
             continue
-        dst = ctx.staging_dir / shipped_name(art)
+        rel = shipped_name(art, ctx.target.layout, spec)
+        dst = ctx.staging_dir / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
         exclude = tuple(spec.exclude) + tuple((extra_exclude or {}).get(art.format, ()))
         quantize_file(Path(art.path), dst, art.format, spec, exclude, calibration, art.buckets)
-        shipped.append(dataclasses.replace(art, path=dst.name, precision=precision_of(spec),
+        shipped.append(dataclasses.replace(art, path=rel, precision=precision_of(spec),
                                            requires=tuple(runtime_requirements(art.format, spec))))
     return tuple(shipped)
 

@@ -7,18 +7,22 @@ from pathlib import Path
 
 import torch
 
+from .. import web
 from ..cache import StageDir, hash_dir, hash_parts
 from ..context import Artifact, BuildContext
 from ..export import export_onnx, export_tflite, io_spec
-from ..modeling import for_signatures, load_hf_model, wrap
+from ..modeling import for_signatures, load_hf_model, with_token_states, wrap
 from ..student.layers import truncate_positions
 
 
 def run(ctx: BuildContext) -> BuildContext:
     torch.manual_seed(ctx.options.seed)
     t = ctx.teacher
+    # transformers.js pools the token states itself (issue #14): the graph returns them too.
+    token_states = ctx.target.layout == web.LAYOUT  # (web.check_teacher ran in the student stage)
     key = hash_parts("export-v4", ctx.student.info.get("hash") or str(ctx.student.dir), t.task,
-                     t.pooling, t.normalize, [hash_dir(d) for d in t.dense], ctx.target.formats, ctx.target.sequence_buckets)
+                     t.pooling, t.normalize, [hash_dir(d) for d in t.dense], ctx.target.formats, ctx.target.sequence_buckets,
+                     *(["token-states"] if token_states else []))  # other layouts keep their cached exports
     stage = StageDir(ctx.work_dir, "export", key)
     head = None
     if not stage.done:
@@ -29,13 +33,14 @@ def run(ctx: BuildContext) -> BuildContext:
         truncate_positions(model, t.family, max(ctx.target.sequence_buckets))
         head = wrap(model, t.task, t.family, t.pooling, t.normalize, t.dense)
     dim = _output_dim(head, stage.path)
+    hidden = _hidden_dim(ctx.student.dir, t.family) if token_states else 0
     artifacts = []
     for fmt in ctx.target.formats:
         if fmt == "onnx":
             path = stage.path / "model.fp32.onnx"
             if not stage.done:
-                export_onnx(head, path, t.task)
-            inputs, outputs, _ = io_spec("onnx", t.task, dim)
+                export_onnx(with_token_states(head) if token_states else head, path, t.task, token_states=token_states)
+            inputs, outputs, _ = io_spec("onnx", t.task, dim, token_states_dim=hidden)
             artifacts.append(Artifact(str(path), "onnx", "fp32", (), inputs, outputs))
         else:
             # One file, one signature per bucket: the weights are stored once (issue #12).
@@ -48,6 +53,17 @@ def run(ctx: BuildContext) -> BuildContext:
     stage.mark_done()
     student = dataclasses.replace(ctx.student, output_dim=dim)
     return dataclasses.replace(ctx, student=student, fp32_artifacts=tuple(artifacts))
+
+
+def _hidden_dim(model_dir: Path, family: str) -> int:
+    """Width of the token states (the student's hidden size)."""
+    import json
+
+    from ..families import FAMILIES
+    from ..teacher import weights_dir
+
+    config = json.loads((weights_dir(Path(model_dir)) / "config.json").read_text(encoding="utf-8"))
+    return int(config[FAMILIES[family].hidden_key])
 
 
 def _output_dim(head, stage_path: Path) -> int:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 
+from .. import web
 from ..context import BuildContext
 from ..student import refuse_unsupported_steps, teacher_itself
 
 
 def run(ctx: BuildContext) -> BuildContext:
+    if ctx.target.layout == web.LAYOUT:  # before any training time is spent
+        web.check_teacher(ctx.teacher.pooling, ctx.teacher.dense, ctx.teacher.task)
+        web.vendored_sources()  # the demo's JS runtime is installed (else one line naming `npm ci`)
     spec = ctx.target.student_for(ctx.teacher.task)
     if spec.strategy == "teacher" and not ctx.options.student_layers:
         return dataclasses.replace(ctx, student=teacher_itself(ctx.teacher))
