@@ -128,7 +128,7 @@ def file_table(root: Path, skip=(MANIFEST,)) -> dict:
 def manifest_for(ctx: BuildContext) -> dict:
     t = ctx.teacher
     facts = tokenizer_facts(ctx.staging_dir / "tokenizer.json")
-    max_length = min(t.max_length, max(ctx.target.sequence_buckets))
+    max_length = ctx.max_length
     return {
         "format_version": FORMAT_VERSION,
         "target": ctx.target.name,

@@ -9,25 +9,19 @@ import torch
 
 from ..cache import StageDir, hash_dir, hash_parts
 from ..context import Artifact, BuildContext
-from ..export import export_onnx, export_tflite, io_spec
-from ..modeling import for_signatures, load_hf_model, wrap
-from ..student.layers import truncate_positions
+from ..export import export_onnx, export_pte, export_tflite, io_spec, shipped_head
+from ..modeling import for_signatures
 
 
 def run(ctx: BuildContext) -> BuildContext:
     torch.manual_seed(ctx.options.seed)
     t = ctx.teacher
-    key = hash_parts("export-v4", ctx.student.info.get("hash") or str(ctx.student.dir), t.task,
+    key = hash_parts("export-v5", ctx.student.info.get("hash") or str(ctx.student.dir), t.task,
                      t.pooling, t.normalize, [hash_dir(d) for d in t.dense], ctx.target.formats, ctx.target.sequence_buckets)
     stage = StageDir(ctx.work_dir, "export", key)
     head = None
     if not stage.done:
-        model = load_hf_model(ctx.student.dir, t.task, ctx.options.allow_pickle)
-        # The bundle never runs more tokens than its largest bucket (the manifest's max_length), so the
-        # position rows past it are dead weight: 384 of a classifier's 512, 0.16 MB of a TFLite file whose
-        # signatures look positions up in the table (issue #12).
-        truncate_positions(model, t.family, max(ctx.target.sequence_buckets))
-        head = wrap(model, t.task, t.family, t.pooling, t.normalize, t.dense)
+        head = shipped_head(ctx.student.dir, t, max(ctx.target.sequence_buckets), ctx.options.allow_pickle)
     dim = _output_dim(head, stage.path)
     artifacts = []
     for fmt in ctx.target.formats:
@@ -37,6 +31,14 @@ def run(ctx: BuildContext) -> BuildContext:
                 export_onnx(head, path, t.task)
             inputs, outputs, _ = io_spec("onnx", t.task, dim)
             artifacts.append(Artifact(str(path), "onnx", "fp32", (), inputs, outputs))
+        elif fmt == "pte":
+            # One method with a dynamic length (export.py): the quantised modes re-export from torch
+            # (quant/executorch.py); this fp32 program is what mode "none" ships.
+            path = stage.path / "model.fp32.pte"
+            if not stage.done:
+                export_pte(head, path, ctx.max_length)
+            inputs, outputs, _ = io_spec("pte", t.task, dim)
+            artifacts.append(Artifact(str(path), "pte", "fp32", (), inputs, outputs))
         else:
             # One file, one signature per bucket: the weights are stored once (issue #12).
             buckets = tuple(ctx.target.sequence_buckets)
