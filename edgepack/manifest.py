@@ -16,7 +16,7 @@ from pathlib import Path
 from .context import BuildContext
 from .runtime.edgepack_runtime import FORMAT_VERSION, MANIFEST, load_bundle, sha256_file
 
-TOOLS = ("edgepack", "torch", "transformers", "tokenizers", "onnx", "onnxruntime", "litert-torch", "ai-edge-quantizer", "ai-edge-litert", "numpy")
+TOOLS = ("edgepack", "torch", "transformers", "tokenizers", "onnx", "onnxruntime", "litert-torch", "ai-edge-quantizer", "ai-edge-litert", "executorch", "torchao", "numpy")
 
 
 def tool_versions() -> dict:

@@ -17,7 +17,8 @@ def run(ctx: BuildContext) -> BuildContext:
     torch.manual_seed(ctx.options.seed)
     t = ctx.teacher
     key = hash_parts("export-v5", ctx.student.info.get("hash") or str(ctx.student.dir), t.task,
-                     t.pooling, t.normalize, [hash_dir(d) for d in t.dense], ctx.target.formats, ctx.target.sequence_buckets)
+                     t.pooling, t.normalize, [hash_dir(d) for d in t.dense], ctx.target.formats, ctx.target.sequence_buckets,
+                     "pte" in ctx.target.formats and ctx.target.quantize.mode)
     stage = StageDir(ctx.work_dir, "export", key)
     head = None
     if not stage.done:
@@ -32,10 +33,11 @@ def run(ctx: BuildContext) -> BuildContext:
             inputs, outputs, _ = io_spec("onnx", t.task, dim)
             artifacts.append(Artifact(str(path), "onnx", "fp32", (), inputs, outputs))
         elif fmt == "pte":
-            # One method with a dynamic length (export.py): the quantised modes re-export from torch
-            # (quant/executorch.py); this fp32 program is what mode "none" ships.
+            # One method with a dynamic length (export.py). A lowered program cannot be re-quantised,
+            # so the int8 modes export from torch in the quantise stage (quant/executorch.py); the fp32
+            # program is lowered only where it ships (mode "none"): lowering is most of a .pte's build time.
             path = stage.path / "model.fp32.pte"
-            if not stage.done:
+            if not stage.done and ctx.target.quantize.mode == "none":
                 export_pte(head, path, ctx.max_length)
             inputs, outputs, _ = io_spec("pte", t.task, dim)
             artifacts.append(Artifact(str(path), "pte", "fp32", (), inputs, outputs))
