@@ -87,6 +87,15 @@ def test_runtime_runs_each_text_at_its_own_length(pte_bundle_ro):
         b.run_ids([[5, 6]], signature="seq16")
 
 
+def test_the_thread_pool_is_not_resized_under_a_loaded_method(pte_bundle_ro):
+    """ExecuTorch's pool is one per process, and a method loaded before a resize hangs in its next call:
+    a second bundle asking for another thread count runs on the pool as it is, and the first still runs."""
+    first = rt.load_bundle(pte_bundle_ro, format="pte", threads=1)
+    second = rt.load_bundle(pte_bundle_ro, format="pte", threads=2)
+    assert first.backend.threads == second.backend.threads == 1
+    np.testing.assert_array_equal(first.embed(["hello world"]), second.embed(["hello world"]))
+
+
 def test_check_passes_and_one_changed_byte_in_the_pte_fails(pte_bundle_ro, tmp_path):
     ok = CliRunner().invoke(main, ["check", str(pte_bundle_ro)])
     assert ok.exit_code == 0, ok.output

@@ -269,8 +269,7 @@ class _PteBackend:
         if self.method_name not in program.method_names:
             raise BundleFormatError(f"{artifact.get('path')}: no method {self.method_name!r} in the program "
                                     f"(has: {', '.join(sorted(program.method_names)) or 'none'})")
-        global _pte_methods_loaded
-        _pte_methods_loaded = True
+        _executorch_method_loaded()
         self.method = program.load_method(self.method_name)
 
     def run(self, ids: np.ndarray, mask: np.ndarray, signature: str | None = None) -> np.ndarray:
@@ -283,10 +282,6 @@ class _PteBackend:
             m = self.torch.ones((1, n), dtype=self.torch.int64)
             outs.append(self.method.execute([x, m])[0].detach().numpy()[0])
         return np.stack(outs)
-
-
-# Whether this process has loaded a .pte method: ExecuTorch's thread pool may not be resized after that.
-_pte_methods_loaded = False
 
 
 def _executorch_threads(threads: int) -> int:
@@ -303,9 +298,17 @@ def _executorch_threads(threads: int) -> int:
     reset = getattr(portable_lib, "_unsafe_reset_threadpool", None)
     if get is None or reset is None:
         return threads
-    if get() != threads and not _pte_methods_loaded:
+    # Kept on ExecuTorch's own module, not here: `edgepack check` imports each bundle's copy of this
+    # file as a module of its own, and the pool is one per process.
+    if get() != threads and not getattr(portable_lib, "_edgepack_methods_loaded", False):
         reset(threads)
     return int(get())
+
+
+def _executorch_method_loaded() -> None:
+    from executorch.extension.pybindings import portable_lib
+
+    portable_lib._edgepack_methods_loaded = True  # from now on the pool keeps its size (_executorch_threads)
 
 
 class _TFLiteBackend:
