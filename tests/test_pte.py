@@ -96,6 +96,14 @@ def test_the_thread_pool_is_not_resized_under_a_loaded_method(pte_bundle_ro):
     np.testing.assert_array_equal(first.embed(["hello world"]), second.embed(["hello world"]))
 
 
+def test_without_executorch_the_runtime_says_so_in_one_line(pte_bundle_ro, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "executorch.runtime", None)  # as if not installed
+    with pytest.raises(rt.BackendUnavailable, match=r"executorch is not installed \(pip install executorch\)"):
+        rt.load_bundle(pte_bundle_ro, format="pte")
+
+
 def test_check_passes_and_one_changed_byte_in_the_pte_fails(pte_bundle_ro, tmp_path):
     ok = CliRunner().invoke(main, ["check", str(pte_bundle_ro)])
     assert ok.exit_code == 0, ok.output

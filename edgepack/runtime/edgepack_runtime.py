@@ -250,8 +250,10 @@ class _PteBackend:
         try:
             import logging
 
-            # torchao, imported by executorch, logs each optional GPU kernel it cannot load
+            # torchao, imported by executorch, logs each optional GPU kernel it cannot load, and torch a
+            # deprecation of how torchao registers its enums: neither is about this bundle
             logging.getLogger("torchao").setLevel(logging.ERROR)
+            logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
             from executorch.runtime import Runtime
         except ImportError:
             raise BackendUnavailable("executorch is not installed (pip install executorch)") from None
@@ -300,9 +302,33 @@ def _executorch_threads(threads: int) -> int:
         return threads
     # Kept on ExecuTorch's own module, not here: `edgepack check` imports each bundle's copy of this
     # file as a module of its own, and the pool is one per process.
-    if get() != threads and not getattr(portable_lib, "_edgepack_methods_loaded", False):
-        reset(threads)
-    return int(get())
+    with _native_stderr_silenced():  # creating the pool logs CPU probing and the resize from C++
+        if get() != threads and not getattr(portable_lib, "_edgepack_methods_loaded", False):
+            reset(threads)
+        return int(get())
+
+
+class _native_stderr_silenced:
+    """Send file descriptor 2 to /dev/null for a moment: ExecuTorch's C++ logs go there, not through Python."""
+
+    def __enter__(self):
+        import sys
+
+        try:
+            sys.stderr.flush()
+            self.saved = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # no real fd 2 (embedded interpreters): leave it
+            self.saved = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            os.dup2(self.saved, 2)
+            os.close(self.saved)
+        return False
 
 
 def _executorch_method_loaded() -> None:
