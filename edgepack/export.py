@@ -95,8 +95,10 @@ def export_pte(head, path: Path, max_length: int) -> None:
     the XNNPACK partitioner, then the .pte. The quantised ops XNNPACK does not take (the int8/int4
     embedding lookups) become ExecuTorch's quantized kernels through do_quant_fusion_and_const_prop."""
     import torch
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
+
+    with quiet():  # executorch imports torchao, which logs each optional GPU kernel it cannot load
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
 
     # The trace is taken at a length other than 1: a sample of length 1 would specialise the graph to it.
     sample = min(max_length, 8)

@@ -266,6 +266,8 @@ def render(info: dict) -> str:
         lines.append(
             f"  weights: {w['params']:,} params in {w['tensors']} tensors, {_mb(w['bytes'])}; quantised: "
             f"{w['quantised_share_params']:.1%} of params, {w['quantised_share_bytes']:.1%} of weight bytes"
+            + (f"; XNNPACK's packed weights ({_mb(w['dtypes'][XNNPACK_DATA])}) count as not quantised: the program "
+               "does not record their element type" if XNNPACK_DATA in w["dtypes"] else "")
         )
         lines.append("  by part: " + ", ".join(f"{k} {_mb(v)}" for k, v in w["parts"].items()))
         lines.append("  by dtype: " + ", ".join(f"{k} {_mb(v)}" for k, v in w["dtypes"].items()))

@@ -42,8 +42,9 @@ def quantize_head(head, spec: QuantizeSpec, exclude=()):
         return head
     if spec.mode != "dynamic-int8":  # targets.py refuses these for pte; a direct caller gets one line too
         raise TargetError(f"format pte supports quantize.mode \"dynamic-int8\" or \"none\", not \"{spec.mode}\"")
-    from torchao.quantization.granularity import PerAxis, PerGroup
-    from torchao.quantization.quant_api import Int8DynamicActivationIntxWeightConfig, IntxWeightOnlyConfig, quantize_
+    with quiet():  # torchao logs each optional GPU kernel it cannot load
+        from torchao.quantization.granularity import PerAxis, PerGroup
+        from torchao.quantization.quant_api import Int8DynamicActivationIntxWeightConfig, IntxWeightOnlyConfig, quantize_
 
     names = {id(m): name for name, m in head.named_modules()}
 
