@@ -309,11 +309,14 @@ def _executorch_threads(threads: int) -> int:
 
 
 class _native_stderr_silenced:
-    """Send file descriptor 2 to /dev/null for a moment: ExecuTorch's C++ logs go there, not through Python."""
+    """Silence stderr for a moment, both file descriptor 2 and Python's sys.stderr: ExecuTorch's C++ logs
+    reach one or the other (its pybindings hand them to sys.stderr, which a CLI may point elsewhere)."""
 
     def __enter__(self):
+        import io
         import sys
 
+        self.python, self.saved = sys.stderr, None
         try:
             sys.stderr.flush()
             self.saved = os.dup(2)
@@ -322,9 +325,13 @@ class _native_stderr_silenced:
             os.close(devnull)
         except (OSError, ValueError, AttributeError):  # no real fd 2 (embedded interpreters): leave it
             self.saved = None
+        sys.stderr = io.StringIO()
         return self
 
     def __exit__(self, *exc):
+        import sys
+
+        sys.stderr = self.python
         if self.saved is not None:
             os.dup2(self.saved, 2)
             os.close(self.saved)
