@@ -40,9 +40,9 @@ def bench_texts(data=(), limit: int = 200, manifest: dict | None = None) -> tupl
 
 
 def buckets_of(manifest: dict, fmt: str) -> list[int]:
-    """TFLite: the shipped buckets. ONNX (dynamic shapes): the same lengths, so the two compare."""
+    """TFLite: the shipped buckets. ONNX and ExecuTorch (dynamic length): the same lengths, so they compare."""
     static = sorted({b for a in manifest["artifacts"] if a["format"] == fmt for b in a.get("buckets") or ()})
-    if not static and fmt == "onnx":
+    if not static:
         static = sorted({b for a in manifest["artifacts"] for b in a.get("buckets") or ()})
     limit = int(manifest["tokenizer"]["max_length"])
     chosen = static or [b for b in DEFAULT_BUCKETS if b <= limit] or [limit]

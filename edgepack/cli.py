@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from .errors import EdgepackError
+from .targets import FORMATS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -219,7 +220,7 @@ def check(bundle, junit, data, teacher, text_column, label_column, allow_pickle)
 
 @main.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["onnx", "tflite"]), multiple=True, help="Artifact(s) to measure (default: all).")
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), multiple=True, help="Artifact(s) to measure (default: all).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="N for the N-thread run (default: CPU count).")
 @click.option("--data", "-d", multiple=True, help="Real sentences to time (default: the built-in corpus).")
 @click.option("--sentences", type=click.IntRange(1, 100_000), default=200, show_default=True, help="How many sentences to time.")
@@ -264,7 +265,7 @@ def _write_text(path: Path, text: str) -> None:
 @main.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.argument("texts", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["onnx", "tflite"]), default=None, help="Which artifact to run (default: the bundle's).")
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default=None, help="Which artifact to run (default: the bundle's).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @friendly_errors
 def predict(bundle, texts, fmt, as_json):

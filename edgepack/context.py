@@ -38,7 +38,7 @@ class Student:
 @dataclass(frozen=True)
 class Artifact:
     path: str  # relative to the bundle root
-    format: str  # onnx | tflite
+    format: str  # onnx | tflite | pte
     precision: str  # fp32 | int8 | fp16 | "int8 (embeddings int4)"
     # static sequence lengths, one TFLite signature each (export.signature_name); () = dynamic (ONNX)
     buckets: tuple[int, ...]
@@ -77,3 +77,8 @@ class BuildContext:
     metrics: dict = field(default_factory=dict)  # what the measure stage found (report.json's "metrics")
     timings: dict = field(default_factory=dict)
     bundle_dir: Path | None = None  # --out, once the bundle is published there
+
+    @property
+    def max_length(self) -> int:
+        """The most tokens the bundle ever feeds the model: the teacher's limit or the largest bucket."""
+        return min(self.teacher.max_length, max(self.target.sequence_buckets))

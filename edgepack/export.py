@@ -4,7 +4,11 @@ ONNX: one graph with dynamic batch and sequence length (int64 inputs).
 TFLite: litert-torch needs static shapes, so one signature per sequence bucket (`seq32`, `seq64`, ...),
 batch 1, int32 inputs, all in ONE flatbuffer: the signatures share the weight buffers, so three
 buckets cost about one model's bytes, not three (issue #12; the test_signatures tests measure it).
-Both graphs end in the product (`embedding` or `logits`), see modeling.py.
+ExecuTorch (issue #14): one program, one method `forward` with a dynamic sequence length (1..the
+largest bucket), batch 1, int64 inputs, lowered to XNNPACK. Measured against one method per bucket
+(seq32/seq64/seq128 in one .pte, which also stores the weights once): the same size within 4%, a
+third less export time, and a 10-token text runs 10 positions instead of 32 (README "ExecuTorch").
+All graphs end in the product (`embedding` or `logits`), see modeling.py.
 """
 
 from __future__ import annotations
@@ -77,10 +81,50 @@ def export_tflite(head, path: Path, buckets) -> None:
         converter.convert().export(str(path))
 
 
+# ExecuTorch: the one method of the program (dynamic sequence length, so no method per bucket).
+PTE_METHOD = "forward"
+
+
+def shipped_head(student_dir: Path, teacher, max_positions: int, allow_pickle: bool = False):
+    """The fp32 torch module every format is exported from: the student with the teacher's head
+    (pooling, Dense, normalisation or logits), position rows past `max_positions` dropped."""
+    from .modeling import load_hf_model, wrap
+    from .student.layers import truncate_positions
+
+    model = load_hf_model(student_dir, teacher.task, allow_pickle)
+    # The bundle never runs more tokens than its largest bucket (the manifest's max_length), so the
+    # position rows past it are dead weight: 384 of a classifier's 512, 0.16 MB of a TFLite file whose
+    # signatures look positions up in the table (issue #12).
+    truncate_positions(model, teacher.family, max_positions)
+    return wrap(model, teacher.task, teacher.family, teacher.pooling, teacher.normalize, teacher.dense)
+
+
+def export_pte(head, path: Path, max_length: int) -> None:
+    """`head` (fp32, or already quantised by quant/executorch.py) as an ExecuTorch program for XNNPACK:
+    torch.export with the sequence length dynamic in 1..max_length, to_edge_transform_and_lower with
+    the XNNPACK partitioner, then the .pte. The quantised ops XNNPACK does not take (the int8/int4
+    embedding lookups) become ExecuTorch's quantized kernels through do_quant_fusion_and_const_prop."""
+    import torch
+
+    with quiet():  # executorch imports torchao, which logs each optional GPU kernel it cannot load
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
+
+    # The trace is taken at a length other than 1: a sample of length 1 would specialise the graph to it.
+    sample = min(max_length, 8)
+    ids = torch.ones(1, sample, dtype=torch.long)
+    seq = torch.export.Dim("sequence", min=1, max=max_length)
+    with quiet(), torch.no_grad():
+        program = torch.export.export(head, (ids, torch.ones_like(ids)), dynamic_shapes=({1: seq}, {1: seq}), strict=False)
+        lowered = to_edge_transform_and_lower({PTE_METHOD: program}, partitioner=[XnnpackPartitioner()])
+        et = lowered.to_executorch(ExecutorchBackendConfig(do_quant_fusion_and_const_prop=True))
+    path.write_bytes(et.buffer)
+
+
 def io_spec(fmt: str, task: str, dim: int, buckets=(), token_states_dim: int = 0,
             ) -> tuple[tuple[dict, ...], tuple[dict, ...], tuple[dict, ...]]:
     """(inputs, outputs, signatures) as the manifest records them. TFLite shapes name the bucket
-    ("sequence" is the signature's own length); ONNX has no signatures (dynamic shapes).
+    ("sequence" is the signature's own length); ONNX and ExecuTorch have none (dynamic length).
     `token_states_dim` > 0: the ONNX graph also returns TOKEN_STATES of that width (export_onnx)."""
     if fmt == "onnx":
         shape = ["batch", "sequence"]
@@ -88,6 +132,10 @@ def io_spec(fmt: str, task: str, dim: int, buckets=(), token_states_dim: int = 0
         outputs = ({"name": output_name(task), "dtype": "float32", "shape": ["batch", dim]},)
         if token_states_dim:
             outputs += ({"name": TOKEN_STATES, "dtype": "float32", "shape": ["batch", "sequence", token_states_dim]},)
+        return inputs, outputs, ()
+    if fmt == "pte":  # one method, batch 1, any length up to the bundle's max_length
+        inputs = tuple({"name": n, "dtype": "int64", "shape": [1, "sequence"]} for n in ("input_ids", "attention_mask"))
+        outputs = ({"name": output_name(task), "method": PTE_METHOD, "dtype": "float32", "shape": [1, dim]},)
         return inputs, outputs, ()
     inputs = tuple({"name": n, "dtype": "int32", "shape": [1, "sequence"]} for n in ("input_ids", "attention_mask"))
     outputs = ({"name": output_name(task), "signature_output": SIGNATURE_OUTPUT, "dtype": "float32", "shape": [1, dim]},)

@@ -1,7 +1,7 @@
 """`edgepack inspect`: what is inside a bundle — manifest summary, operators per artifact, how much
 of the weight bytes are quantised, and where the bytes go (embeddings vs encoder vs the rest).
 
-Reads the graphs as data (onnx protobuf, TFLite flatbuffer); never runs them. Artifacts whose sha256
+Reads the graphs as data (onnx protobuf, TFLite flatbuffer, ExecuTorch program); never runs them. Artifacts whose sha256
 differs from the manifest are reported, not parsed.
 """
 
@@ -17,7 +17,8 @@ from .runtime import edgepack_runtime as rt
 
 QUANTISED = {"int8", "uint8", "int4", "uint4", "int16"}
 FLOAT = {"float32", "float16", "bfloat16", "float64"}
-EMBEDDING_OPS = {"Gather", "GatherBlockQuantized", "GATHER", "EMBEDDING_LOOKUP"}
+EMBEDDING_OPS = {"Gather", "GatherBlockQuantized", "GATHER", "EMBEDDING_LOOKUP",
+                 "quantized_decomposed::embedding_byte", "quantized_decomposed::embedding_4bit", "aten::embedding"}
 DENSE_OPS = {"MatMul", "MatMulInteger", "MatMulNBits", "Gemm", "QLinearMatMul", "DynamicQuantizeMatMul", "FULLY_CONNECTED",
              "BATCH_MATMUL"}
 PACKED_4BIT = {"int4", "uint4"}  # two values a byte
@@ -127,6 +128,64 @@ def tflite_details(path: Path) -> dict:
     return {"operators": dict(ops.most_common()), "weights": _weights_summary(weights)}
 
 
+# ExecuTorch ScalarType numbers (executorch/exir/scalar_type.py) of the dtypes a .pte here holds
+_PTE_DTYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16", 6: "float32", 7: "float64",
+               11: "bool", 15: "bfloat16"}
+XNNPACK_DATA = "xnnpack"  # weights packed for the XNNPACK delegate: bytes known, element type not recorded
+
+
+def pte_details(path: Path) -> dict:
+    """An ExecuTorch program: the kernels it calls outside delegates, one entry per delegate kind,
+    and its data. Constant tensors of the program (the quantised lookup tables) carry dtype and shape;
+    the XNNPACK delegates' weights live in the program's named data, stored once however many
+    delegates use them, as bytes without an element type (dtype "xnnpack", part "encoder", a byte
+    counted as one parameter), so the quantised share counts the lookup tables only."""
+    from executorch.exir._serialize._program import deserialize_pte_binary
+
+    pte = deserialize_pte_binary(path.read_bytes())
+    program = pte.program
+    ops, weights, counted = Counter(), [], set()
+    for plan in program.execution_plan:
+        for chain in plan.chains:
+            for ins in chain.instructions:
+                args = ins.instr_args
+                if hasattr(args, "op_index"):
+                    op = plan.operators[args.op_index]
+                    ops[op.name] += 1
+                    for i in args.args:
+                        _pte_constant(plan, program, i, op.name, counted, weights)
+                elif hasattr(args, "delegate_index"):
+                    ops[f"delegate:{plan.delegates[args.delegate_index].id}"] += 1
+    named = pte.named_data
+    for key, entry in (named.pte_data.items() if named is not None else ()):
+        nbytes = len(named.buffers[entry.buffer_index])
+        if key.startswith("scale_"):  # the int8 weights' per-channel scales
+            weights.append(("float32", max(nbytes // 4, 2), nbytes, "encoder"))
+        else:  # element count unknown: counted as bytes
+            weights.append((XNNPACK_DATA, nbytes, nbytes, "encoder"))
+    return {"operators": dict(ops.most_common()), "weights": _weights_summary(weights)}
+
+
+def _pte_constant(plan, program, index: int, consumer: str, counted: set, weights: list) -> None:
+    value = plan.values[index].val if 0 <= index < len(plan.values) else None
+    buffer = getattr(value, "data_buffer_idx", 0)
+    if not buffer or buffer in counted or buffer >= len(program.constant_buffer):
+        return  # activations and inputs have no constant buffer; a shared one is counted once
+    counted.add(buffer)
+    numel = int(np.prod(value.sizes)) if value.sizes else 1
+    dtype = _PTE_DTYPES.get(int(value.scalar_type), str(value.scalar_type))
+    weights.append((dtype, numel, len(program.constant_buffer[buffer].storage), part_of("", "", consumer)))
+
+
+def details(path: Path, fmt: str) -> dict:
+    """Operators and weights of one model file, per format."""
+    if fmt == "onnx":
+        return onnx_details(path)
+    if fmt == "pte":
+        return pte_details(path)
+    return tflite_details(path)
+
+
 def artifact_details(root: Path, art: dict) -> dict:
     path = rt.confined(root, art["path"])
     out = {k: art.get(k) for k in ("path", "format", "precision", "quantization", "buckets")}
@@ -138,7 +197,7 @@ def artifact_details(root: Path, art: dict) -> dict:
     elif rt.sha256_file(path) != art.get("sha256", rt.sha256_file(path)):
         out["error"] = "sha256 differs from the manifest; not parsed"
     else:
-        out.update(onnx_details(path) if art["format"] == "onnx" else tflite_details(path))
+        out.update(details(path, art["format"]))
     return out
 
 
@@ -207,6 +266,8 @@ def render(info: dict) -> str:
         lines.append(
             f"  weights: {w['params']:,} params in {w['tensors']} tensors, {_mb(w['bytes'])}; quantised: "
             f"{w['quantised_share_params']:.1%} of params, {w['quantised_share_bytes']:.1%} of weight bytes"
+            + (f"; XNNPACK's packed weights ({_mb(w['dtypes'][XNNPACK_DATA])}) count as not quantised: the program "
+               "does not record their element type" if XNNPACK_DATA in w["dtypes"] else "")
         )
         lines.append("  by part: " + ", ".join(f"{k} {_mb(v)}" for k, v in w["parts"].items()))
         lines.append("  by dtype: " + ", ".join(f"{k} {_mb(v)}" for k, v in w["dtypes"].items()))

@@ -16,7 +16,7 @@ from pathlib import Path
 from .context import BuildContext
 from .runtime.edgepack_runtime import FORMAT_VERSION, MANIFEST, load_bundle, sha256_file
 
-TOOLS = ("edgepack", "torch", "transformers", "tokenizers", "onnx", "onnxruntime", "litert-torch", "ai-edge-quantizer", "ai-edge-litert", "numpy")
+TOOLS = ("edgepack", "torch", "transformers", "tokenizers", "onnx", "onnxruntime", "litert-torch", "ai-edge-quantizer", "ai-edge-litert", "executorch", "torchao", "numpy")
 
 
 def tool_versions() -> dict:
@@ -128,7 +128,7 @@ def file_table(root: Path, skip=(MANIFEST,)) -> dict:
 def manifest_for(ctx: BuildContext) -> dict:
     t = ctx.teacher
     facts = tokenizer_facts(ctx.staging_dir / "tokenizer.json")
-    max_length = min(t.max_length, max(ctx.target.sequence_buckets))
+    max_length = ctx.max_length
     return {
         "format_version": FORMAT_VERSION,
         "target": ctx.target.name,

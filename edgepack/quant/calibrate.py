@@ -51,7 +51,7 @@ def calibration_set(ctx, limit: int | None = None) -> Calibration:
     texts = [t for t in (ctx.texts.train or ctx.texts.validation) if t][:limit]
     if not texts:
         raise UsageError("static-int8 needs calibration text; pass --data with a few sentences")
-    max_length = min(ctx.teacher.max_length, max(ctx.target.sequence_buckets))
+    max_length = ctx.max_length
     # the exact tokenizer the bundle ships
     return encode_texts(load_tokenizer(ctx.student.tokenizer_dir), texts, max_length)
 

@@ -121,7 +121,7 @@ def recover(ctx: BuildContext, fails: list[GateFailure]) -> BuildContext:
     task, budget = ctx.teacher.task, ctx.target.budget
     failing = [fmt for fmt in ctx.metrics["formats"] if any(f.format == fmt for f in fails)]
     calib = quantize.calibration_for(ctx)
-    max_length = min(ctx.teacher.max_length, max(ctx.target.sequence_buckets))
+    max_length = ctx.max_length
     probe_texts = list(ctx.texts.train or ctx.texts.validation)[:PROBE_TEXTS]
     probe_set = calibrate.encode_texts(load_tokenizer(ctx.student.tokenizer_dir), probe_texts, max_length)
     report = {"max_layers": spec.fallback_max_layers, "formats": {}}

@@ -1,6 +1,7 @@
 """One name per model layer, the same in ONNX and TFLite graphs, so exclusion lists and the
 accuracy-aware fallback speak of `encoder.3.output.dense` rather than of exporter-specific node names.
 
+torch (ExecuTorch, quantised as a module): model.encoder.layer.3.output.dense   -> encoder.3.output.dense
 ONNX (TorchScript exporter):  /model/encoder/layer.3/output/dense/MatMul          -> encoder.3.output.dense
 TFLite (litert-torch):        ...BertEncoder_encoder/...BertLayer_3/...BertOutput_output/
                               torch.nn.modules.linear.Linear_dense;1              -> encoder.3.output.dense
@@ -13,6 +14,9 @@ from __future__ import annotations
 
 import re
 
+# Every supported family (families.py) names its token table `…embeddings.word_embeddings`; a
+# factorised one (student/embedding.py) looks up in `word_embeddings.lookup`.
+WORD_EMBEDDINGS = "word_embeddings"
 # Ops of the wrapper itself (pooling, L2 normalisation, classifier glue) in both formats.
 HEAD = "head"
 _ONNX_LIST_ITEM = re.compile(r"^[A-Za-z_]\w*\.(\d+)$")  # "layer.3" -> "3"
@@ -47,6 +51,16 @@ def tflite_layer(tensor_name: str) -> str:
         out.append(cls_and_attr.split("_", 1)[1])
     if len(out) > 1 and out[0] == "model":
         out = out[1:]
+    return ".".join(out) or HEAD
+
+
+def torch_layer(fqn: str) -> str:
+    """The same name for a torch module path inside the shipped head (ExecuTorch quantises the module
+    before export): `model.encoder.layer.3.output.dense` -> `encoder.3.output.dense`."""
+    parts = [p for p in fqn.split(".") if p]
+    if parts and parts[0] == "model":
+        parts = parts[1:]
+    out = [p for i, p in enumerate(parts) if not (i + 1 < len(parts) and parts[i + 1].isdigit())]
     return ".".join(out) or HEAD
 
 

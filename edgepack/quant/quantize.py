@@ -1,6 +1,7 @@
 """Quantise the fp32 artifacts into the staging bundle, per the profile's [quantize] section.
 
 mode          onnx (onnxruntime.quantization)               tflite (ai-edge-quantizer)
+                                                            (pte: torchao before export, executorch.py)
 dynamic-int8  int8 weights (per-channel), dynamic activations  dynamic_wi8_afp32 (+ int8 embedding table)
 static-int8   QDQ int8 weights + calibrated int8 activations   static_wi8_ai8 / _ai16, calibrated per bucket
 fp16          fp16 weights and compute, fp32 inputs/outputs    fp16 weights (FLOAT_CASTING), fp32 compute
@@ -32,9 +33,7 @@ from ..errors import TargetError, UsageError
 from ..targets import QuantizeSpec
 from . import calibrate, layer_names, quiet
 
-# Every supported family (families.py) names its token table `…embeddings.word_embeddings`; a
-# factorised one (student/embedding.py) looks up in `word_embeddings.lookup`.
-WORD_EMBEDDINGS = "word_embeddings"
+WORD_EMBEDDINGS = layer_names.WORD_EMBEDDINGS
 
 # What a device runtime needs for an artifact, beyond what every current interpreter has (recorded per
 # artifact in the manifest, checked by the runtime before loading). Each minimum was run here: the
@@ -322,6 +321,10 @@ def precision_of(spec: QuantizeSpec | str) -> str:
 
 def runtime_requirements(fmt: str, spec: QuantizeSpec) -> list[dict]:
     """What a device runtime must have to run this format's artifact, beyond a current interpreter."""
+    if fmt == "pte":  # every .pte: its XNNPACK and quantized kernels come with the runtime's version
+        from .executorch import EXECUTORCH
+
+        return [dict(EXECUTORCH)]
     out = []
     if spec.mode == "dynamic-int8" and spec.embedding_bits == 4:
         out.append(dict(INT4_EMBEDDINGS_ONNX if fmt == "onnx" else INT4_EMBEDDINGS_TFLITE))
@@ -333,10 +336,20 @@ def runtime_requirements(fmt: str, spec: QuantizeSpec) -> list[dict]:
 
 
 def quantize_file(src: Path, dst: Path, fmt: str, spec: QuantizeSpec, exclude=(), calibration=None,
-                  buckets=()) -> None:
+                  buckets=(), model=None, max_length: int = 0) -> None:
     """One fp32 artifact into `dst` per the profile's [quantize]; `exclude` replaces spec.exclude
     (the fallback passes the profile's plus its own); `buckets`: the TFLite file's signatures (static
-    int8 calibrates each on inputs of its own length)."""
+    int8 calibrates each on inputs of its own length). pte: a lowered program cannot be re-quantised,
+    so `model()` gives the fp32 torch head, quantised and exported again up to `max_length` tokens."""
+    if fmt == "pte":
+        if spec.mode == "none":
+            shutil.copyfile(src, dst)
+            return
+        from ..export import export_pte
+        from .executorch import quantize_head
+
+        export_pte(quantize_head(model(), spec, exclude), dst, max_length)
+        return
     if fmt == "onnx":
         quantize_onnx(src, dst, spec.mode, spec.per_channel, exclude, calibration, spec.full_integer, spec.activations,
                       block_size=spec.block_size, embedding_bits=spec.embedding_bits,
@@ -354,6 +367,12 @@ def quantize_artifacts(ctx: BuildContext, calibration=None, extra_exclude: dict 
     """Quantise fp32 artifacts into staging; `extra_exclude` adds layers kept in float, per format."""
     spec = ctx.target.quantize
     shipped = []
+
+    def head():  # ExecuTorch quantises the torch module (executorch.py)
+        from ..export import shipped_head
+
+        return shipped_head(ctx.student.dir, ctx.teacher, max(ctx.target.sequence_buckets), ctx.options.allow_pickle)
+
     for art in ctx.fp32_artifacts:
         if formats is not None and art.format not in formats:
             continue
@@ -361,7 +380,7 @@ def quantize_artifacts(ctx: BuildContext, calibration=None, extra_exclude: dict 
         dst = ctx.staging_dir / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         exclude = tuple(spec.exclude) + tuple((extra_exclude or {}).get(art.format, ()))
-        quantize_file(Path(art.path), dst, art.format, spec, exclude, calibration, art.buckets)
+        quantize_file(Path(art.path), dst, art.format, spec, exclude, calibration, art.buckets, head, ctx.max_length)
         shipped.append(dataclasses.replace(art, path=rel, precision=precision_of(spec),
                                            requires=tuple(runtime_requirements(art.format, spec))))
     return tuple(shipped)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..inspect import onnx_details, tflite_details
+from ..inspect import details
 from .markdown import fallback_markdown, quantisation_label
 
 COLOURS = {"embeddings": "#4e79a7", "encoder": "#f28e2b", "other": "#76b7b2", "graph": "#bab0ac"}
-FORMAT_COLOURS = {"onnx": "#4e79a7", "tflite": "#e15759"}
+FORMAT_COLOURS = {"onnx": "#4e79a7", "tflite": "#e15759", "pte": "#59a14f"}
 
 
 # -- SVG helpers ---------------------------------------------------------------------------------
@@ -172,10 +172,10 @@ def size_parts(root: Path, artifacts) -> list[dict]:
         if not path.is_file():
             continue
         try:
-            details = onnx_details(path) if a.format == "onnx" else tflite_details(path)
+            found = details(path, a.format)
         except Exception:  # a report must not fail the build because a graph could not be parsed
             continue
-        w = details["weights"]
+        w = found["weights"]
         parts = dict(w["parts"])
         parts["graph"] = max(path.stat().st_size - w["bytes"], 0)  # structure, metadata, scalars
         out.append({"path": a.path, "format": a.format, "bytes": path.stat().st_size, "parts": parts,

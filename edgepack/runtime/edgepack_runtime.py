@@ -1,7 +1,9 @@
 """edgepack runtime: load an edgepack bundle and run it. One file, vendorable into any app or CI job.
 
 Needs numpy, tokenizers and one interpreter: onnxruntime for .onnx, ai_edge_litert (or the older
-tflite_runtime) for .tflite. Never torch.
+tflite_runtime) for .tflite, executorch for .pte. Never torch itself; ExecuTorch's Python runtime takes
+torch tensors, so a .pte brings torch in as that interpreter's own dependency (on Android the
+ExecuTorch AAR has none).
 
     import edgepack_runtime as er
     bundle = er.load_bundle("dist/android-arm64")
@@ -238,6 +240,110 @@ def _package_version(name: str) -> str | None:
         return None
 
 
+class _PteBackend:
+    """ExecuTorch (issue #14): one method with a dynamic sequence length, batch 1, int64 inputs. Each
+    text runs at its own length, never padded, so a batch gives each row what it gives alone."""
+
+    signatures: list[str] = []  # one method, dynamic length: no buckets to choose between
+
+    def __init__(self, path: Path, artifact: dict, threads: int, max_length: int):
+        try:
+            import logging
+
+            # torchao, imported by executorch, logs each optional GPU kernel it cannot load, and torch a
+            # deprecation of how torchao registers its enums: neither is about this bundle
+            logging.getLogger("torchao").setLevel(logging.ERROR)
+            logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+            from executorch.runtime import Runtime
+        except ImportError:
+            raise BackendUnavailable("executorch is not installed (pip install executorch)") from None
+        check_requirements(artifact, "executorch", _package_version("executorch"))
+        # The quantized embedding lookups (embedding_byte / embedding_4bit) are kernels of this library,
+        # outside XNNPACK; without the import the method fails to load ("Missing operator").
+        import executorch.kernels.quantized  # noqa: F401
+        import torch
+
+        self.torch = torch
+        self.max_length = max_length
+        self.method_name = (artifact.get("outputs") or [{}])[0].get("method", "forward")
+        self.threads = _executorch_threads(threads)
+        program = Runtime.get().load_program(Path(path))
+        if self.method_name not in program.method_names:
+            raise BundleFormatError(f"{artifact.get('path')}: no method {self.method_name!r} in the program "
+                                    f"(has: {', '.join(sorted(program.method_names)) or 'none'})")
+        _executorch_method_loaded()
+        self.method = program.load_method(self.method_name)
+
+    def run(self, ids: np.ndarray, mask: np.ndarray, signature: str | None = None) -> np.ndarray:
+        if signature is not None:
+            raise InputError(f"the pte model has no signatures (asked for {signature!r})")
+        outs = []
+        for row in range(ids.shape[0]):
+            n = max(int(mask[row].sum()), 1)
+            x = self.torch.from_numpy(np.ascontiguousarray(ids[row : row + 1, :n], dtype=np.int64))
+            m = self.torch.ones((1, n), dtype=self.torch.int64)
+            outs.append(self.method.execute([x, m])[0].detach().numpy()[0])
+        return np.stack(outs)
+
+
+def _executorch_threads(threads: int) -> int:
+    """XNNPACK in ExecuTorch's pybindings runs on one process-wide pool (as many threads as cores by
+    default); resize it to `threads` so latency means what the other formats' does. The call is
+    experimental and unsafe once a method is loaded: a method loaded before a resize hangs in its next
+    call (run here: executorch 1.5.1), so the pool is resized only before the process's first load,
+    and a later bundle asking for another count runs on the pool as it is. Returns the pool's size."""
+    try:
+        from executorch.extension.pybindings import portable_lib
+    except ImportError:  # pragma: no cover - a build without the pybindings cannot load a .pte either
+        return threads
+    get = getattr(portable_lib, "_threadpool_get_thread_count", None)
+    reset = getattr(portable_lib, "_unsafe_reset_threadpool", None)
+    if get is None or reset is None:
+        return threads
+    # Kept on ExecuTorch's own module, not here: `edgepack check` imports each bundle's copy of this
+    # file as a module of its own, and the pool is one per process.
+    with _native_stderr_silenced():  # creating the pool logs CPU probing and the resize from C++
+        if get() != threads and not getattr(portable_lib, "_edgepack_methods_loaded", False):
+            reset(threads)
+        return int(get())
+
+
+class _native_stderr_silenced:
+    """Silence stderr for a moment, both file descriptor 2 and Python's sys.stderr: ExecuTorch's C++ logs
+    reach one or the other (its pybindings hand them to sys.stderr, which a CLI may point elsewhere)."""
+
+    def __enter__(self):
+        import io
+        import sys
+
+        self.python, self.saved = sys.stderr, None
+        try:
+            sys.stderr.flush()
+            self.saved = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # no real fd 2 (embedded interpreters): leave it
+            self.saved = None
+        sys.stderr = io.StringIO()
+        return self
+
+    def __exit__(self, *exc):
+        import sys
+
+        sys.stderr = self.python
+        if self.saved is not None:
+            os.dup2(self.saved, 2)
+            os.close(self.saved)
+        return False
+
+
+def _executorch_method_loaded() -> None:
+    from executorch.extension.pybindings import portable_lib
+
+    portable_lib._edgepack_methods_loaded = True  # from now on the pool keeps its size (_executorch_threads)
+
+
 class _TFLiteBackend:
     """Static shapes: one interpreter, one signature per sequence bucket (they share the weights),
     batch of 1, int32 inputs. A text runs through the shortest bucket that holds it."""
@@ -326,6 +432,8 @@ class Bundle:
             self.tokenizer = Tokenizer.from_file(str(confined(self.root, tokenizer_file)))
             if self.format == "onnx":
                 self.backend = _OnnxBackend(confined(self.root, chosen[0]["path"]), chosen[0], threads)
+            elif self.format == "pte":
+                self.backend = _PteBackend(confined(self.root, chosen[0]["path"]), chosen[0], threads, self.max_length)
             else:
                 self.backend = _TFLiteBackend(self.root, chosen[0], threads, self.pad_id)
         except RuntimeErrorBase:
@@ -336,7 +444,7 @@ class Bundle:
         if self.format == "tflite":
             self.max_length = min(self.max_length, self.backend.max_length)
         self.vocab_size = self.tokenizer.get_vocab_size()
-        # TFLite: one signature per sequence bucket ("seq32", ...); ONNX: none (dynamic shapes)
+        # TFLite: one signature per sequence bucket ("seq32", ...); ONNX, ExecuTorch: none (dynamic length)
         self.signatures = list(self.backend.signatures)
         configure_tokenizer(self.tokenizer, self.max_length)  # once, before any thread encodes
         self._lock = threading.Lock()

@@ -10,9 +10,8 @@ import torch
 from .. import web
 from ..cache import StageDir, hash_dir, hash_parts
 from ..context import Artifact, BuildContext
-from ..export import export_onnx, export_tflite, io_spec
-from ..modeling import for_signatures, load_hf_model, with_token_states, wrap
-from ..student.layers import truncate_positions
+from ..export import export_onnx, export_pte, export_tflite, io_spec, shipped_head
+from ..modeling import for_signatures, with_token_states
 
 
 def run(ctx: BuildContext) -> BuildContext:
@@ -20,18 +19,14 @@ def run(ctx: BuildContext) -> BuildContext:
     t = ctx.teacher
     # transformers.js pools the token states itself (issue #14): the graph returns them too.
     token_states = ctx.target.layout == web.LAYOUT  # (web.check_teacher ran in the student stage)
-    key = hash_parts("export-v4", ctx.student.info.get("hash") or str(ctx.student.dir), t.task,
+    key = hash_parts("export-v5", ctx.student.info.get("hash") or str(ctx.student.dir), t.task,
                      t.pooling, t.normalize, [hash_dir(d) for d in t.dense], ctx.target.formats, ctx.target.sequence_buckets,
+                     "pte" in ctx.target.formats and ctx.target.quantize.mode,
                      *(["token-states"] if token_states else []))  # other layouts keep their cached exports
     stage = StageDir(ctx.work_dir, "export", key)
     head = None
     if not stage.done:
-        model = load_hf_model(ctx.student.dir, t.task, ctx.options.allow_pickle)
-        # The bundle never runs more tokens than its largest bucket (the manifest's max_length), so the
-        # position rows past it are dead weight: 384 of a classifier's 512, 0.16 MB of a TFLite file whose
-        # signatures look positions up in the table (issue #12).
-        truncate_positions(model, t.family, max(ctx.target.sequence_buckets))
-        head = wrap(model, t.task, t.family, t.pooling, t.normalize, t.dense)
+        head = shipped_head(ctx.student.dir, t, max(ctx.target.sequence_buckets), ctx.options.allow_pickle)
     dim = _output_dim(head, stage.path)
     hidden = _hidden_dim(ctx.student.dir, t.family) if token_states else 0
     artifacts = []
@@ -42,6 +37,15 @@ def run(ctx: BuildContext) -> BuildContext:
                 export_onnx(with_token_states(head) if token_states else head, path, t.task, token_states=token_states)
             inputs, outputs, _ = io_spec("onnx", t.task, dim, token_states_dim=hidden)
             artifacts.append(Artifact(str(path), "onnx", "fp32", (), inputs, outputs))
+        elif fmt == "pte":
+            # One method with a dynamic length (export.py). A lowered program cannot be re-quantised,
+            # so the int8 modes export from torch in the quantise stage (quant/executorch.py); the fp32
+            # program is lowered only where it ships (mode "none"): lowering is most of a .pte's build time.
+            path = stage.path / "model.fp32.pte"
+            if not stage.done and ctx.target.quantize.mode == "none":
+                export_pte(head, path, ctx.max_length)
+            inputs, outputs, _ = io_spec("pte", t.task, dim)
+            artifacts.append(Artifact(str(path), "pte", "fp32", (), inputs, outputs))
         else:
             # One file, one signature per bucket: the weights are stored once (issue #12).
             buckets = tuple(ctx.target.sequence_buckets)
