@@ -64,11 +64,16 @@ def profile_text(target: str, quantize: dict, buckets=None, formats=None) -> str
         raw["formats"] = list(formats)
         raw["default_format"] = formats[0]
     raw["budget"] = {"max_size_mb": 1000.0}
-    lines = [f"{k} = {_value(v)}" for k, v in raw.items() if not isinstance(v, dict)]
-    for section, body in raw.items():
+    return "\n".join(_toml_table(raw)) + "\n"
+
+
+def _toml_table(table: dict, name: str = "") -> list[str]:
+    """TOML lines of a table: its values, then each sub-table under its dotted name ([student.text-classification])."""
+    lines = ([f"[{name}]"] if name else []) + [f"{k} = {_value(v)}" for k, v in table.items() if not isinstance(v, dict)]
+    for key, body in table.items():
         if isinstance(body, dict):
-            lines += ["", f"[{section}]"] + [f"{k} = {_value(v)}" for k, v in body.items()]
-    return "\n".join(lines) + "\n"
+            lines += [""] + _toml_table(body, f"{name}.{key}" if name else key)
+    return lines
 
 
 def stsb_sentences(n: int) -> list[str]:
