@@ -369,8 +369,9 @@ def markdown(result: dict) -> str:
         )
     lines += [
         "",
-        "Size counts every model file the row needs (TFLite rows ship one static-shape file per sequence bucket "
-        f"{list(BUCKETS)}; an app loads only the bucket it needs, so the largest single file is shown too). "
+        "Size counts every model file the row needs (the litert-torch baseline ships one static-shape file per "
+        f"sequence bucket {list(BUCKETS)}, of which an app loads the one it needs, so the largest single file is shown "
+        "too; edgepack's TFLite is one file with a signature per bucket). "
         "**x86 numbers differ from ARM**: this ran on the x86-64 build machine; phones run LiteRT's XNNPACK and "
         "onnxruntime's ARM kernels, so measure there (`edgepack bench` on the device) before quoting speed-ups.",
     ]
