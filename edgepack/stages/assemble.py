@@ -13,9 +13,8 @@ from ..tokenizer import write_tokenizer
 def run(ctx: BuildContext) -> BuildContext:
     write_tokenizer(ctx.student.tokenizer_dir, ctx.staging_dir)
     if ctx.target.layout == web.LAYOUT:
-        max_length = min(ctx.teacher.max_length, max(ctx.target.sequence_buckets))  # as the manifest's
         web.write_layout(ctx.staging_dir, weights_dir(ctx.student.dir), ctx.student.tokenizer_dir,
-                         ctx.target.quantize, max_length)
+                         ctx.target.quantize, ctx.max_length)
     if ctx.teacher.labels:
         (ctx.staging_dir / "labels.txt").write_text("".join(f"{x}\n" for x in ctx.teacher.labels), encoding="utf-8")
     return ctx
