@@ -269,7 +269,7 @@ def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch
             target = {k: v[index].to(accel.device) for k, v in targets.items()}
             if setup.token_weight and teacher is not None:  # token states: computed per batch, not cached
                 with torch.no_grad():
-                    target["tokens"] = teacher(**model_inputs(input_ids, mask, FAMILIES[setup.family].uses_token_type_ids)).last_hidden_state
+                    target["tokens"] = forward(teacher, setup, input_ids, mask, tokens=True)["tokens"]
                 target["mask"] = mask
             y = label_t[index].to(accel.device) if label_t is not None else None
             loss = loss_terms(setup, out, target, y)
