@@ -33,8 +33,6 @@ from ..errors import TargetError, UsageError
 from ..targets import QuantizeSpec
 from . import calibrate, layer_names, quiet
 
-WORD_EMBEDDINGS = layer_names.WORD_EMBEDDINGS
-
 # What a device runtime needs for an artifact, beyond what every current interpreter has (recorded per
 # artifact in the manifest, checked by the runtime before loading). Each minimum was run here: the
 # same int4-embedding model fails to load in onnxruntime 1.19.2 ("GatherBlockQuantized is not a
@@ -162,7 +160,7 @@ def onnx_word_embedding_gather(graph) -> str | None:
     table indexed by the `input_ids` input itself. Position and token-type lookups are never it."""
     weights = {i.name for i in graph.initializer}
     tables = [n for n in graph.node if n.op_type == "Gather" and n.input and n.input[0] in weights]
-    named = [n for n in tables if layer_names.matches(layer_names.onnx_layer(n.name), "", [WORD_EMBEDDINGS])]
+    named = [n for n in tables if layer_names.matches(layer_names.onnx_layer(n.name), "", [layer_names.WORD_EMBEDDINGS])]
     by_input = [n for n in tables if len(n.input) > 1 and n.input[1] == "input_ids"]
     found = named or by_input
     return found[0].name if len(found) == 1 else None
@@ -213,7 +211,7 @@ def tflite_word_embedding_lookup(path: Path) -> tuple[list[str], int] | None:
     graph's only EMBEDDING_LOOKUP per signature. Every signature's op is named, so the shared table
     gets one recipe and stays one buffer."""
     lookups = [op for op in calibrate.tflite_ops(path) if op.name == "EMBEDDING_LOOKUP"]
-    named = [op for op in lookups if layer_names.matches(op.layer, "", [WORD_EMBEDDINGS])]
+    named = [op for op in lookups if layer_names.matches(op.layer, "", [layer_names.WORD_EMBEDDINGS])]
     found = named or lookups
     layers = {op.layer for op in found}
     if not found or len(layers) != 1 or len({op.weight_width for op in found}) != 1:
