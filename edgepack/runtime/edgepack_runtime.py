@@ -246,7 +246,7 @@ class _PteBackend:
 
     signatures: list[str] = []  # one method, dynamic length: no buckets to choose between
 
-    def __init__(self, path: Path, artifact: dict, threads: int, max_length: int):
+    def __init__(self, path: Path, artifact: dict, threads: int):
         try:
             import logging
 
@@ -264,7 +264,6 @@ class _PteBackend:
         import torch
 
         self.torch = torch
-        self.max_length = max_length
         self.method_name = (artifact.get("outputs") or [{}])[0].get("method", "forward")
         self.threads = _executorch_threads(threads)
         program = Runtime.get().load_program(Path(path))
@@ -433,7 +432,7 @@ class Bundle:
             if self.format == "onnx":
                 self.backend = _OnnxBackend(confined(self.root, chosen[0]["path"]), chosen[0], threads)
             elif self.format == "pte":
-                self.backend = _PteBackend(confined(self.root, chosen[0]["path"]), chosen[0], threads, self.max_length)
+                self.backend = _PteBackend(confined(self.root, chosen[0]["path"]), chosen[0], threads)
             else:
                 self.backend = _TFLiteBackend(self.root, chosen[0], threads, self.pad_id)
         except RuntimeErrorBase:
