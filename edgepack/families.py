@@ -88,23 +88,16 @@ ROBERTA = dataclasses.replace(BERT, model_types=("roberta",), uses_token_type_id
                               positions_after_padding=True, position_ids_input=False)
 XLM_ROBERTA = dataclasses.replace(ROBERTA, model_types=("xlm-roberta",), name="XLM-RoBERTa")
 
-MPNET = Family(
+# MPNet keeps BERT's layer layout and RoBERTa's position ids (padding_idx is fixed at 1, so positions start
+# at 2; no token types at all); only its attention module is named differently.
+MPNET = dataclasses.replace(
+    ROBERTA,
     model_types=("mpnet",),
-    layers="encoder.layer",
-    num_layers_key="num_hidden_layers",
-    num_heads_key="num_attention_heads",
-    hidden_key="hidden_size",
-    ffn_key="intermediate_size",
-    word_embeddings="embeddings.word_embeddings",
     q="attention.attn.q",
     k="attention.attn.k",
     v="attention.attn.v",
     attn_out="attention.attn.o",
-    ffn_in="intermediate.dense",
-    ffn_out="output.dense",
-    uses_token_type_ids=False,  # MPNet has no token types at all
     name="MPNet",
-    positions_after_padding=True,  # padding_idx is fixed at 1, so positions start at 2
     cannot=(
         # MPNetEncoder computes one relative position bias [heads] shared by every layer, and HF's
         # MPNetAttention.prune_heads does not slice it: a pruned layer would add the wrong heads' bias.
