@@ -72,14 +72,9 @@ def runner(path: Path, layout: str):
 
 
 def p50(fn, reps: int) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+    from edgepack.measure.latency import time_calls  # the product's meter: the same warm-up and clock
+
+    return statistics.median(time_calls(fn, reps))
 
 
 def main() -> None:
