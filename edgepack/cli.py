@@ -102,12 +102,15 @@ def _hide_native_noise() -> None:
               help="Distillation budget: steps (600) or wall-clock time for the student stage (90s, 10m, 1h). Default: the profile's.")
 @click.option("--max-mb", type=click.FloatRange(min=0.01), default=None,
               help="Pick the student shape (layers, embedding rank) that keeps the most fidelity with each model file under this many MB.")
+@click.option("--max-latency-ms", type=click.FloatRange(min=0.001), default=None,
+              help="Pick the student shape (layers, heads, FFN width) that keeps the most fidelity within this p50 "
+                   "latency, measured here in onnxruntime (batch 1, the smallest bucket's length).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Replace --out even if it is not an edgepack bundle.")
 @click.option("--allow-pickle", is_flag=True, help="Allow loading pickle (.bin) weights. Only for files you trust.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Work/cache directory (default ~/.cache/edgepack or $EDGEPACK_CACHE).")
 @friendly_errors
-def build(target, model, data, out, task, text_column, label_column, student_layers, quick, budget, max_mb, seed, force,
+def build(target, model, data, out, task, text_column, label_column, student_layers, quick, budget, max_mb, max_latency_ms, seed, force,
           allow_pickle, cache_dir):
     """Distil, prune, quantise, export, validate and bundle a model for TARGET."""
     from .config import BuildOptions, parse_budget
@@ -120,7 +123,7 @@ def build(target, model, data, out, task, text_column, label_column, student_lay
     options = BuildOptions(
         target=target, model=model, data=tuple(data), out=out, task=task, seed=seed, quick=quick, force=force,
         allow_pickle=allow_pickle, text_column=text_column, label_column=label_column,
-        student_layers=student_layers, cache_dir=cache_dir, budget=budget, max_mb=max_mb,
+        student_layers=student_layers, cache_dir=cache_dir, budget=budget, max_mb=max_mb, max_latency_ms=max_latency_ms,
     )
     with _progress_reporter() as reporter, using(reporter):
         ctx = run_build(options)

@@ -26,6 +26,8 @@ class BuildOptions:
     validation_size: int = 0  # 0 = profile/auto
     budget: str | None = None  # distillation budget, "600" steps or "10m"/"90s" (issue #11); None = profile's
     max_mb: float | None = None  # pick the student shape that fits this many MB per model file (issue #11)
+    # pick the student shape (depth, heads, FFN) whose measured ONNX latency at the smallest bucket fits (issue #11)
+    max_latency_ms: float | None = None
 
     def out_dir(self, target_name: str) -> Path:
         return Path(self.out) if self.out else Path("dist") / target_name

@@ -48,3 +48,28 @@ def test_two_processes_produce_a_working_student(tmp_path, tiny_model):
     # Exactly one bundle, no staging left behind by either rank.
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".bundle")]
     assert leftovers == []
+
+
+@pytest.mark.slow  # two torch processes: about half a minute
+def test_two_processes_train_the_shape_rank_0_timed(tmp_path, deep_tiny):
+    """--max-latency-ms times candidates on rank 0 only and gives its choice to every rank (timings differ
+    between processes; two ranks training different shapes would hang DDP)."""
+    target = tmp_path / "t.toml"
+    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,), min_cosine_vs_student=0.95)
+                      + '[student]\nstrategy = "distil"\nlayers = 2\nembedding_rank = 8\nsteps = 8\neval_every = 4\n'
+                      + "batch_size = 4\n", encoding="utf-8")
+    data = tmp_path / "d.txt"
+    data.write_text("\n".join(f"{a} {b}" for a in TINY_SENTENCES for b in TINY_SENTENCES[:3]) + "\n", encoding="utf-8")
+    out = tmp_path / "bundle"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "edgepack", "build", "--target", str(target), "--model", str(deep_tiny), "--data", str(data),
+        "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--max-latency-ms", "1000",
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    student = json.loads((out / "edgepack.json").read_text(encoding="utf-8"))["student"]
+    assert student["distillation"]["processes"] == 2
+    assert student["shape_search"]["latency"]["teacher_ms"] > 0
+    assert student["teacher_layers_kept"] == student["shape_search"]["chosen"]["subset"]

@@ -262,6 +262,20 @@ def test_pareto_keeps_only_undominated_shapes():
     assert [(x.layers, x.rank) for x in shape.pareto(s)] == [(3, 64), (3, 128)]
 
 
+def assert_probed_then_chosen(search: dict) -> None:
+    """The search's rule: the best few by untrained score (and the best at full width) are distilled
+    briefly, and the best of those after it is the shape built."""
+    from edgepack.student import distil
+
+    measured = sorted((c for c in search["candidates"] if c["score"] is not None), key=lambda c: -c["score"])
+    probed = [c for c in measured if c["trained_score"] is not None]
+    assert measured[0] in probed and 1 <= len(probed) <= distil.PROBE_CANDIDATES + 1
+    full = [c for c in measured if (c["heads_keep"], c["ffn_keep"]) == (1.0, 1.0)]
+    assert not full or full[0] in probed
+    assert search["chosen"]["trained_score"] == max(c["trained_score"] for c in probed)
+    assert all(c["trained_score"] >= c["score"] - 1e-6 for c in probed)  # the probe keeps its best step, 0 included
+
+
 def test_max_mb_build_picks_a_fitting_shape_and_reports_the_table(session_dir, deep_tiny, distil_data, tmp_path):
     target = tmp_path / "t.toml"
     target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,), min_cosine_vs_student=0.95)
@@ -273,7 +287,7 @@ def test_max_mb_build_picks_a_fitting_shape_and_reports_the_table(session_dir, d
     chosen = search["chosen"]
     assert chosen["fits"] and chosen["estimated_mb"] <= dims_budget
     measured = [c for c in search["candidates"] if c["score"] is not None]
-    assert chosen["score"] == max(c["score"] for c in measured)
+    assert_probed_then_chosen(search)
     assert chosen["layers"] < 4 and ctx.student.info["teacher_layers_kept"] == chosen["subset"]
     assert "Shape search" in (tmp_path / "b" / "report.md").read_text()
 
@@ -286,6 +300,152 @@ def test_max_mb_that_nothing_fits_is_one_clear_error(deep_tiny, distil_data, tmp
                                                     "--cache-dir", str(session_dir / "fidelity-cache"), "--max-mb", "0.05"])
     assert result.exit_code == 2, result.output
     assert "--max-mb" in result.output and "no student shape fits" in result.output and "Traceback" not in result.output
+
+
+def test_widths_start_with_the_profiles_and_add_the_grid_only_for_pruning():
+    own = shape.Dimensions(**{**DIMS.__dict__, "heads_keep": 0.75, "ffn_keep": 0.5})
+    assert shape.widths(own, prune=False) == [(0.75, 0.5)]
+    grid = shape.widths(own, prune=True)
+    assert grid[0] == (0.75, 0.5) and len(grid) == len(set(grid)) == len(shape.HEAD_KEEPS) * len(shape.FFN_KEEPS)
+    sized = shape.candidates(DIMS, 6, 100.0, embedding_bits=4, widths_tried=shape.widths(DIMS, True), ranks=(96,))
+    full = {s.layers: s.estimated_mb for s in sized if s.width == (1.0, 1.0)}
+    half = {s.layers: s.estimated_mb for s in sized if s.width == (0.5, 0.5)}
+    assert all(half[d] < full[d] for d in full) and all(s.rank == 96 for s in sized)
+
+
+def test_latency_search_finds_the_deepest_shape_of_each_width_within_the_budget():
+    """A binary search over depths per width: only a few shapes are timed, deeper ones than one over the
+    budget are marked not fitting, and every timed one carries its latency."""
+    shapes = shape.candidates(DIMS, 6, 100.0, embedding_bits=4, widths_tried=[(1.0, 1.0), (0.5, 0.25)], ranks=(96,))
+    timed = []
+
+    def fake_ms(s):  # cost grows with depth, less for the narrow width
+        timed.append((s.layers, s.width))
+        return s.layers * (1.0 if s.width == (1.0, 1.0) else 0.4)
+
+    out = shape.deepest_within(shapes, fake_ms, budget_ms=2.5)
+    fits = {(s.layers, s.width) for s in out if s.fits}
+    assert max(d for d, w in fits if w == (1.0, 1.0)) == 2 and max(d for d, w in fits if w == (0.5, 0.25)) == 6
+    assert (3, (1.0, 1.0)) not in fits and len(timed) <= 2 * 4 and len(set(timed)) == len(timed)
+    assert all(s.latency_ms is not None for s in out if (s.layers, s.width) in timed)
+    assert shape.deepest_within(shapes, fake_ms, budget_ms=0.1) and not any(
+        s.fits for s in shape.deepest_within(shapes, fake_ms, budget_ms=0.1))
+
+
+def test_pareto_by_latency_uses_the_timed_shapes_only():
+    s = [shape.Shape(3, 96, 7.0, True, score=0.8, latency_ms=1.0), shape.Shape(2, 96, 6.0, True, score=0.7, latency_ms=0.7),
+         shape.Shape(3, 96, 5.0, True, score=0.6, latency_ms=1.2, heads_keep=0.5), shape.Shape(1, 96, 5.0, True, score=0.5)]
+    assert [(x.layers, x.heads_keep) for x in shape.pareto(s, by_latency=True)] == [(2, 1.0), (3, 1.0)]
+
+
+def test_max_latency_build_times_candidates_and_reports_them(session_dir, deep_tiny, distil_data, tmp_path):
+    """A latency budget every shape meets: the report's table holds the measured latencies of pruned and
+    full-width candidates, beside the teacher's."""
+    target = tmp_path / "t.toml"
+    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,), min_cosine_vs_student=0.95)
+                      + FULL_VOCAB_STUDENT, encoding="utf-8")
+    ctx = edgepack.build(target=str(target), model=str(deep_tiny), data=(str(distil_data),), out=tmp_path / "b",
+                         cache_dir=session_dir / "fidelity-cache", max_latency_ms=1000.0)
+    search = ctx.student.info["shape_search"]
+    assert search["max_latency_ms"] == 1000.0 and search["latency"]["teacher_ms"] > 0
+    timed = [c for c in search["candidates"] if c["latency_ms"] is not None]
+    assert {(c["heads_keep"], c["ffn_keep"]) for c in timed} == set(shape.widths(
+        shape.Dimensions(1, 1, 1, 1.0, 1.0, 1, 0, 0), prune=True))  # every width timed at least once
+    chosen = search["chosen"]
+    assert chosen["fits"] and chosen["latency_ms"] <= 1000.0 and chosen["rank"] == 8
+    assert_probed_then_chosen(search)
+    report = (tmp_path / "b" / "report.md").read_text()
+    assert "--max-latency-ms 1000" in report and "vs teacher" in report
+
+
+def test_max_latency_build_prunes_the_student_to_the_chosen_width(session_dir, deep_tiny, distil_data, tmp_path,
+                                                                 monkeypatch):
+    """With a latency that only narrow students meet (a stand-in clock: real timings of tiny models are
+    noise), the build picks a pruned width and the shipped student has those heads and neurons."""
+    def fake_ms(head, task, spec, seq, threads=1, reps=0):
+        cfg = head.model.config
+        heads = cfg.num_attention_heads - len((cfg.pruned_heads or {}).get(0, ()))
+        return cfg.num_hidden_layers * (heads / cfg.num_attention_heads + cfg.intermediate_size / 64)
+
+    monkeypatch.setattr(shape, "onnx_latency_ms", fake_ms)
+    target = tmp_path / "t.toml"
+    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,), min_cosine_vs_student=0.95)
+                      + FULL_VOCAB_STUDENT, encoding="utf-8")
+    ctx = edgepack.build(target=str(target), model=str(deep_tiny), data=(str(distil_data),), out=tmp_path / "b",
+                         cache_dir=tmp_path / "c", max_latency_ms=1.9)
+    chosen = ctx.student.info["shape_search"]["chosen"]
+    assert chosen["latency_ms"] <= 1.9 and (chosen["heads_keep"], chosen["ffn_keep"]) != (1.0, 1.0)
+    student = load_hf_model(ctx.student.dir, "sentence-embedding")
+    assert student.config.num_hidden_layers == chosen["layers"]
+    assert ctx.student.info["ffn"] == round(64 * chosen["ffn_keep"])
+    assert ctx.student.info["pruning"]["heads_kept"] == round(4 * chosen["heads_keep"])
+
+
+def test_max_latency_that_nothing_meets_is_one_clear_error(deep_tiny, distil_data, tmp_path, session_dir, monkeypatch):
+    monkeypatch.setattr(shape, "onnx_latency_ms", lambda *a, **k: 5.0)
+    target = tmp_path / "t.toml"
+    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,)) + FULL_VOCAB_STUDENT, encoding="utf-8")
+    result = CliRunner().invoke(cli_main, ["build", "--target", str(target), "--model", str(deep_tiny),
+                                           "--data", str(distil_data), "--out", str(tmp_path / "b"),
+                                           "--cache-dir", str(tmp_path / "c"), "--max-latency-ms", "1"])
+    assert result.exit_code == 2, result.output
+    assert "--max-latency-ms 1" in result.output and "no student shape fits" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "b").exists()
+
+
+def test_a_latency_budget_keeps_to_the_profiles_size_gate(deep_tiny, distil_data, tmp_path, monkeypatch):
+    """Without --max-mb the candidates must still fit the profile's max_size_mb (estimated): shapes over it
+    are never exported or timed, and when none is left the build says which limit it was."""
+    timed = []
+    monkeypatch.setattr(shape, "onnx_latency_ms", lambda head, *a, **k: timed.append(head) or 0.01)
+    target = tmp_path / "t.toml"
+    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,), max_size_mb=0.05) + FULL_VOCAB_STUDENT,
+                      encoding="utf-8")
+    result = CliRunner().invoke(cli_main, ["build", "--target", str(target), "--model", str(deep_tiny),
+                                           "--data", str(distil_data), "--out", str(tmp_path / "b"),
+                                           "--cache-dir", str(tmp_path / "c"), "--max-latency-ms", "1000"])
+    assert result.exit_code == 2, result.output
+    assert "[budget] max_size_mb 0.05 --max-latency-ms 1000: no student shape fits" in result.output
+    assert len(timed) == 1  # the teacher, for the table; no candidate
+
+
+def test_a_shape_budget_distils_a_student_even_when_the_profile_ships_the_teacher(deep_tiny, distil_data, tmp_path):
+    """`--max-mb` on a profile with `strategy = "teacher"` (like x86-64) asks for a smaller model: the
+    build distils one (as --student-layers does) instead of ignoring the flag."""
+    target = tmp_path / "t.toml"
+    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,), min_cosine_vs_student=0.9)
+                      + "[student]\nsteps = 8\neval_every = 4\nbatch_size = 8\n", encoding="utf-8")
+    ctx = edgepack.build(target=str(target), model=str(deep_tiny), data=(str(distil_data),), out=tmp_path / "b",
+                         cache_dir=tmp_path / "c", max_mb=0.11)
+    assert not ctx.student.is_teacher and ctx.student.info["shape_search"]["chosen"]["estimated_mb"] <= 0.11
+
+
+def test_a_shape_budget_with_a_pruned_vocabulary_is_one_clear_line(deep_tiny, distil_data, tmp_path):
+    target = tmp_path / "t.toml"
+    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,)) + FULL_VOCAB_STUDENT + "vocab_prune = true\n",
+                      encoding="utf-8")
+    result = CliRunner().invoke(cli_main, ["build", "--target", str(target), "--model", str(deep_tiny),
+                                           "--data", str(distil_data), "--out", str(tmp_path / "b"),
+                                           "--cache-dir", str(tmp_path / "c"), "--max-latency-ms", "5"])
+    assert result.exit_code == 2, result.output
+    assert "--max-latency-ms: the shape search needs a student that keeps the teacher's vocabulary" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_latency_search_of_a_family_that_cannot_prune_heads_tries_ffn_widths_only(distil_data, tmp_path, monkeypatch):
+    """MPNet cannot prune heads (families.py): its search keeps every head and still prunes FFN neurons."""
+    from edgepack.testing import tiny_model
+
+    monkeypatch.setattr(shape, "onnx_latency_ms", lambda head, *a, **k: head.model.config.intermediate_size / 64)
+    model = tiny_model(tmp_path / "mpnet", "mpnet", layers=2)
+    target = tmp_path / "t.toml"
+    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,), min_cosine_vs_student=0.9)
+                      + FULL_VOCAB_STUDENT.replace("layers = 2", "layers = 1"), encoding="utf-8")
+    ctx = edgepack.build(target=str(target), model=str(model), data=(str(distil_data),), out=tmp_path / "b",
+                         cache_dir=tmp_path / "c", max_latency_ms=0.6)
+    search = ctx.student.info["shape_search"]
+    assert {c["heads_keep"] for c in search["candidates"]} == {1.0}
+    assert search["chosen"]["ffn_keep"] <= 0.5 and ctx.student.info["ffn"] == round(64 * search["chosen"]["ffn_keep"])
 
 
 def test_distillation_text_is_capped_by_the_budget_only_when_one_is_given():

@@ -118,18 +118,7 @@ def student_markdown(info: dict) -> list[str]:
     lines: list[str] = []
     search = info.get("shape_search")
     if search:
-        chosen = search["chosen"]
-        lines += ["", f"## Shape search (--max-mb {search['max_mb']:g})", "",
-                  f"Each depth with the largest embedding rank that fits (estimated int8 size, word embeddings "
-                  f"{search['embedding_bits']}-bit), scored untrained by fidelity to the teacher on held-in text; "
-                  f"the best one that fits was distilled: **{chosen['layers']} layers {chosen['subset']}, "
-                  f"embedding rank {chosen['rank'] or 'full'}**.", "",
-                  "| layers | embedding rank | estimated MB | fits | score (untrained) | Pareto |", "|---|---|---|---|---|---|"]
-        front = {(p["layers"], p["rank"]) for p in search["pareto"]}
-        for c in search["candidates"]:
-            score = "-" if c["score"] is None else f"{c['score']:.4f}"
-            lines.append(f"| {c['layers']} | {c['rank'] or 'full'} | {c['estimated_mb']:.2f} | {'yes' if c['fits'] else 'no'} "
-                         f"| {score} | {'yes' if (c['layers'], c['rank']) in front else ''} |")
+        lines += _search_markdown(search)
     choice = info.get("layer_choice") or {}
     if choice.get("candidates"):
         lines += ["", "## Layer choice", "",
@@ -156,4 +145,46 @@ def student_markdown(info: dict) -> list[str]:
         for i, p in enumerate(phases, 1):
             curve = ", ".join(f"{st}: {sc:.4f}" for st, sc in p["evals"])
             lines.append(f"| {i} | {p['steps']} | {p['stopped']} | {p['evals'][0][1]:.4f} | {p['best_score']:.4f} | {p['best_step']} | {curve} |")
+    return lines
+
+
+def _search_markdown(search: dict) -> list[str]:
+    """The shape search's table (issue #11): every candidate, what it measured, and the Pareto front."""
+    chosen, lat = search["chosen"], search.get("latency")
+    flags = " ".join(x for x in (f"--max-mb {search['max_mb']:g}" if search.get("max_mb") else "",
+                                 f"--max-latency-ms {search['max_latency_ms']:g}" if search.get("max_latency_ms") else "") if x)
+
+    def width(c) -> str:
+        return f"{c.get('heads_keep', 1.0):.0%} / {c.get('ffn_keep', 1.0):.0%}"
+
+    how = ("Each depth and width with the largest embedding rank that fits" if search.get("max_mb")
+           else f"Each depth and width at the profile's embedding rank, within its {search.get('size_limit_mb', 0):g} MB size gate")
+    probed = [c for c in search["candidates"] if c.get("trained_score") is not None]
+    steps = search.get("probe_steps")
+    lines = ["", f"## Shape search ({flags})", "",
+             f"{how} (estimated int8 size, word embeddings {search['embedding_bits']}-bit), scored untrained by "
+             "fidelity to the teacher on held-in text"
+             + (f"; the {len(probed)} best (and the best at full width) then distilled {steps} steps each and scored "
+                "again, since an untrained score over-rates a larger embedding rank against pruned heads and neurons"
+                if probed else "")
+             + f". Distilled: **{chosen['layers']} layers {chosen['subset']}, heads / FFN kept {width(chosen)}, "
+             f"embedding rank {chosen['rank'] or 'full'}**."]
+    if lat:
+        lines += ["", f"Latency: p50 of a batch-1 call on {lat['tokens']} tokens, {lat['threads']} thread(s), the "
+                  f"untrained candidate exported to ONNX and quantised as the profile says, timed in onnxruntime on "
+                  f"the build machine (a phone differs); the teacher took {lat['teacher_ms']:.2f} ms the same way. "
+                  "A binary search over depths times only a few shapes of each width; '-' was not timed (a shallower "
+                  "shape of the same width than one within the budget, or a deeper one than one over it)."]
+    lines += ["", "| layers | heads / FFN kept | embedding rank | estimated MB | latency ms | vs teacher | fits "
+              f"| score (untrained) | after {steps or '-'} steps | Pareto (untrained) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    key = ("layers", "rank", "heads_keep", "ffn_keep")
+    front = {tuple(p.get(k, 1.0) for k in key) for p in search["pareto"]}
+    for c in search["candidates"]:
+        score = "-" if c["score"] is None else f"{c['score']:.4f}"
+        ms = c.get("latency_ms")
+        speed = f"{lat['teacher_ms'] / ms:.2f}x" if (lat and ms) else "-"
+        lines.append(f"| {c['layers']} | {width(c)} | {c['rank'] or 'full'} | {c['estimated_mb']:.2f} | "
+                     f"{'-' if ms is None else f'{ms:.2f}'} | {speed} | {'yes' if c['fits'] else 'no'} | {score} | "
+                     f"{'-' if c.get('trained_score') is None else format(c['trained_score'], '.4f')} "
+                     f"| {'yes' if tuple(c.get(k, 1.0) for k in key) in front else ''} |")
     return lines

@@ -14,9 +14,11 @@ def run(ctx: BuildContext) -> BuildContext:
         web.check_teacher(ctx.teacher.pooling, ctx.teacher.dense, ctx.teacher.task)
         web.vendored_sources()  # the demo's JS runtime is installed (else one line naming `npm ci`)
     spec = ctx.target.student_for(ctx.teacher.task)
-    if spec.strategy == "teacher" and not ctx.options.student_layers:
+    o = ctx.options
+    if spec.strategy == "teacher" and not (o.student_layers or o.max_mb or o.max_latency_ms):  # a budget asks for a student
         return dataclasses.replace(ctx, student=teacher_itself(ctx.teacher))
-    refuse_unsupported_steps(ctx.teacher, spec)  # before any training time is spent
+    flags = " ".join(f for f, v in (("--max-mb", o.max_mb), ("--max-latency-ms", o.max_latency_ms)) if v)
+    refuse_unsupported_steps(ctx.teacher, spec, flags)  # before any training time is spent
     from ..student.distil import make_student  # issue #4: distillation + pruning; heavy, imported only when used
 
     return dataclasses.replace(ctx, student=make_student(ctx))

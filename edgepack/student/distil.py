@@ -13,6 +13,7 @@ texts and the [student] settings, so changing only the target re-uses the studen
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import random
 import time
@@ -27,7 +28,7 @@ from ..context import BuildContext, Student
 from ..distributed import is_main_process
 from ..errors import ModelError
 from ..families import FAMILIES
-from ..modeling import load_hf_model
+from ..modeling import load_hf_model, wrap
 from ..teacher import weights_dir
 from ..tokenizer import load_tokenizer, tokenizer_spec
 from . import embedding, layer_choice, layers, prune, train, vocab
@@ -47,6 +48,8 @@ FALLBACK_TEACHER_RATE = 200.0  # texts/s, only when nothing was held out to time
 TEXT_PASSES = 2
 TRAIN_MAX_LENGTH = 128  # longer inputs are rare in distillation text and cost quadratic attention
 SCORING_BATCHES = 16  # batches used to score heads and neurons before pruning
+PROBE_CANDIDATES = 4  # shape search: candidates (best untrained, plus the best at full width) distilled briefly
+PROBE_STEPS = 100  # ... for this many steps each (see _probe_training)
 
 
 class SecondaryRankDone(SystemExit):
@@ -113,6 +116,7 @@ def plan_settings(ctx: BuildContext, teacher_layers: int) -> dict:
         "train_embeddings": spec.train_embeddings,
         "fill_text": spec.fill_text,
         "max_mb": ctx.options.max_mb or 0,
+        **({"max_latency_ms": ctx.options.max_latency_ms} if ctx.options.max_latency_ms else {}),  # absent: same cache keys
         "heads_keep": spec.heads_keep,
         "ffn_keep": spec.ffn_keep,
         "vocab_prune": spec.vocab_prune,
@@ -147,7 +151,7 @@ def make_student(ctx: BuildContext) -> Student:
         texts = texts[: settings["max_texts"]]  # already shuffled by the data split
         labels = labels[: settings["max_texts"]] if labels is not None else None
     key = hash_parts("distil-v3", teacher_hash, t.task, t.pooling, t.max_length, settings, texts, labels, ctx.options.seed,
-                     _size_inputs(ctx) if settings["max_mb"] else None)
+                     _size_inputs(ctx) if _searched(settings) else None)
     path = ctx.work_dir / f"distil-{key}"
     if is_main_process():
         StageDir(ctx.work_dir, "distil", key)  # clears leftovers of an interrupted run
@@ -165,11 +169,21 @@ def make_student(ctx: BuildContext) -> Student:
                    vocab_pruned=pruned, info=info)
 
 
+def _searched(settings: dict) -> bool:
+    """Whether the student's shape comes from the shape search (a size or latency budget)."""
+    return bool(settings["max_mb"] or settings.get("max_latency_ms"))
+
+
 def _size_inputs(ctx: BuildContext) -> dict:
-    """What the size estimate of `--max-mb` depends on besides the teacher (part of the cache key then;
-    without `--max-mb` the quantisation settings don't change the student, so a new target re-uses it)."""
+    """What the shape search depends on besides the teacher (part of the cache key then; without a budget
+    the quantisation settings don't change the student, so a new target re-uses it). The measured
+    latencies depend on the machine too, which no key can name: a cached student is re-used as it is."""
     q = ctx.target.quantize
-    return {"embedding_bits": q.embedding_bits, "embedding_block_size": q.embedding_block_size, "mode": q.mode}
+    out = {"embedding_bits": q.embedding_bits, "embedding_block_size": q.embedding_block_size, "mode": q.mode}
+    out["search"] = 2  # the search with heads/FFN widths and short probe distillations (2026-11-28)
+    if ctx.options.max_latency_ms:
+        out.update(spec=repr(q), seq=min(ctx.target.sequence_buckets), threads=ctx.target.threads)
+    return out
 
 
 def held_out_split(texts: list[str], labels) -> tuple[list[str], list, list[str], list]:
@@ -225,12 +239,23 @@ def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings
         all_labels = (all_labels + [None] * len(filled)) if all_labels is not None else None
     score = (lambda m: train.held_out_score(m, setup, held_s_ids, held_targets)) if held_texts else None
 
-    # 2. The shape: how many layers (and which), how wide an embedding. Measured, not assumed.
-    shape = _choose_shape(ctx, teacher, settings, held_t_ids, held_targets, setup, reporter)
-    # 3. The teacher's outputs on the distillation text (cached by content), then the student itself.
     teacher_ids = train.tokenize(t_tok, all_texts, setup.max_length)
     student_ids = train.tokenize(s_tok, all_texts, setup.max_length)
-    has_pruning = settings["heads_keep"] < 1 or settings["ffn_keep"] < 1
+
+    # 2. The shape: how many layers (and which), how wide an embedding. Measured, not assumed.
+    choose = functools.partial(_choose_shape, ctx, teacher, settings, held_t_ids, held_targets, setup, reporter, teacher_ids)
+    if accel.num_processes > 1 and _searched(settings):
+        # Measured latencies differ from process to process (and timing them all at once skews them), and
+        # the search's short probes train on one process: rank 0 searches, the others take its shape.
+        from accelerate.utils import broadcast_object_list
+
+        shape = broadcast_object_list([choose() if is_main_process() else None])[0]
+    else:
+        shape = choose()
+    # 3. The teacher's outputs on the distillation text (cached by content), then the student itself.
+    # The width to prune to: the profile's, or the one the shape search chose.
+    settings_used = dict(settings, heads_keep=shape["heads_keep"], ffn_keep=shape["ffn_keep"])
+    has_pruning = settings_used["heads_keep"] < 1 or settings_used["ffn_keep"] < 1
     phases = budget.split((0.5, 0.5)) if has_pruning else [budget]
     desc = f"distilling {len(shape['layers'])}-layer student on {len(all_texts)} texts"
     scoring = SCORING_BATCHES * settings["batch_size"] if has_pruning else 0
@@ -281,7 +306,7 @@ def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings
         curves = [train.distil(student, setup, student_ids, targets, budget=phases[0], **common)]
         pruning = {}
         if has_pruning:
-            pruning = _prune(student, setup, student_ids, targets, settings, seed, bar)
+            pruning = _prune(student, setup, student_ids, targets, settings_used, seed, bar)
             curves.append(train.distil(student, setup, student_ids, targets, budget=phases[1], **dict(common, seed=seed + 1)))
 
     if not is_main_process():
@@ -383,9 +408,10 @@ def _fill_texts(texts, held_texts, cap: int | None, seed: int) -> list[str]:
     return pool[: cap - len(texts)]
 
 
-def _choose_shape(ctx, teacher, settings, held_ids, held_targets, setup, reporter) -> dict:
-    """Which teacher layers to keep and the embedding rank: from the profile, by measured layer choice,
-    or (with `--max-mb`) by the shape search. Returns {"layers", "rank", "layer_choice", "search"}."""
+def _choose_shape(ctx, teacher, settings, held_ids, held_targets, setup, reporter, distil_ids=()) -> dict:
+    """Which teacher layers to keep, the embedding rank and the width (heads, FFN kept): from the profile,
+    by measured layer choice, or (with `--max-mb` / `--max-latency-ms`) by the shape search.
+    Returns {"layers", "rank", "heads_keep", "ffn_keep", "layer_choice"} (+ "search")."""
     t = ctx.teacher
     n = layers.num_layers(teacher, t.family)
 
@@ -397,8 +423,13 @@ def _choose_shape(ctx, teacher, settings, held_ids, held_targets, setup, reporte
         return train.held_out_score(model, setup, ids, targets)
 
     measurable = bool(held_ids) and not settings["vocab_prune"]  # a pruned vocabulary has other ids
-    if settings["max_mb"] and measurable:
-        return _search_shape(ctx, teacher, settings, score, reporter)
+    width = {"heads_keep": settings["heads_keep"], "ffn_keep": settings["ffn_keep"]}
+    if _searched(settings) and measurable:
+        # The rest of the held-out slice scores heads and neurons for the pruned candidates (all of it
+        # when it is small): not the texts that rank them.
+        rest = len(held_ids) > SHAPE_TEXTS
+        importance = (held_ids[SHAPE_TEXTS:], {k: v[SHAPE_TEXTS:] for k, v in held_targets.items()}) if rest else (ids, targets)
+        return _search_shape(ctx, teacher, settings, setup, score, importance, reporter, distil_ids)
     depth, rank = settings["layers"], settings["embedding_rank"]
     if settings["layer_choice"] == "measured" and depth < n and measurable:
         with reporter.task(f"scoring {depth}-of-{n} layer subsets on {len(ids)} held-out texts", total=None):
@@ -408,10 +439,12 @@ def _choose_shape(ctx, teacher, settings, held_ids, held_targets, setup, reporte
     else:
         chosen = layers.pick_layers(n, depth)
         choice = {"method": "even" if depth < n else "all", "candidates": [], "scored": 0}
-    return {"layers": chosen, "rank": rank, "layer_choice": choice}
+    return {"layers": chosen, "rank": rank, **width, "layer_choice": choice}
 
 
-def _search_shape(ctx, teacher, settings, score, reporter) -> dict:
+def _search_shape(ctx, teacher, settings, setup, score, importance, reporter, distil_ids) -> dict:
+    """The shape search (student/shape.py): candidates by estimated size, measured latency and untrained
+    score; the best few that fit every budget distilled briefly (`_probe_training`), and the best of those."""
     t = ctx.teacher
     cfg, fam = teacher.config, FAMILIES[t.family]
     dims = shape_search.Dimensions(
@@ -420,35 +453,129 @@ def _search_shape(ctx, teacher, settings, score, reporter) -> dict:
         positions=min(int(getattr(cfg, fam.max_positions_key)), t.max_length),
         token_types=int(getattr(cfg, "type_vocab_size", 0) or 0), labels=len(t.labels))
     n = layers.num_layers(teacher, t.family)
-    bits = ctx.target.quantize.embedding_bits
-    shapes = shape_search.candidates(dims, n, settings["max_mb"], bits, ctx.target.quantize.embedding_block_size)
+    q = ctx.target.quantize
+    max_mb, max_ms = settings["max_mb"], settings.get("max_latency_ms", 0.0)
+    # A latency budget is what pruned widths are for; a size budget alone tries the profile's width.
+    # Families that cannot prune heads (families.py `cannot`: MPNet) try the FFN widths only.
+    widths = shape_search.widths(dims, prune=bool(max_ms))
+    if any(step == "head pruning" for step, _ in fam.cannot):
+        widths = [w for w in widths if w[0] >= 1] or [(1.0, dims.ffn_keep)]
+    # Without --max-mb, the profile's size gate still bounds the files, at the profile's embedding rank.
+    size_limit = max_mb or ctx.target.budget.max_size_mb
+    shapes = shape_search.candidates(dims, n, size_limit, q.embedding_bits, q.embedding_block_size,
+                                     widths_tried=widths, ranks=None if max_mb else (settings["embedding_rank"],))
+    seq, threads = min(ctx.target.sequence_buckets), ctx.target.threads
+    subsets, scores_of, svd = {}, {}, None
+    table = layers.word_embeddings(teacher, t.family).weight.data
+    n_heads, ffn_width = int(getattr(cfg, fam.num_heads_key)), int(getattr(cfg, fam.ffn_key))
+
+    def subset(depth: int):
+        if depth not in subsets:
+            subsets[depth] = layer_choice.measured_layers(teacher, t.family, depth, score)
+        return subsets[depth]
+
+    def probe(s: shape_search.Shape):
+        """The untrained candidate: the depth's best layer subset, pruned to the width, factorised."""
+        nonlocal svd
+        model = layers.layer_subset(teacher, t.family, list(subset(s.layers)[0].layers))
+        if s.heads_keep < 1 or s.ffn_keep < 1:
+            if s.layers not in scores_of:
+                scores_of[s.layers] = _importance(model, setup, *importance)
+            head_scores, ffn_scores = scores_of[s.layers]
+            prune.prune_attention_heads(model, t.family, head_scores, prune.keep_count(n_heads, s.heads_keep))
+            prune.prune_ffn_neurons(model, t.family, ffn_scores, prune.keep_count(ffn_width, s.ffn_keep))
+        if s.rank:
+            svd = svd or embedding.TableSVD(table)
+            embedding.factorise_word_embeddings(model, t.family, s.rank, svd)
+        return model.eval()
+
+    def latency(s) -> float:
+        return shape_search.onnx_latency_ms(wrap(probe(s), t.task, t.family, t.pooling), t.task, q, seq, threads)
+
+    what = " and ".join(x for x in (f"{max_mb:g} MB" if max_mb else "", f"{max_ms:g} ms" if max_ms else "") if x)
+    teacher_ms = None
+    if max_ms:
+        with reporter.task(f"timing student shapes against {max_ms:g} ms ({seq} tokens, ONNX)", total=None):
+            teacher_ms = shape_search.onnx_latency_ms(wrap(teacher, t.task, t.family, t.pooling), t.task, q, seq, threads)
+            shapes = shape_search.deepest_within(shapes, latency, max_ms)
     measured, choices = [], {}
-    with reporter.task(f"searching student shapes under {settings['max_mb']:g} MB", total=len(shapes)) as bar:
+    with reporter.task(f"searching student shapes under {what}", total=len(shapes)) as bar:
         for s in shapes:
             if s.fits:
-                ranked = layer_choice.measured_layers(teacher, t.family, s.layers, score)
-                subset, value = ranked[0].layers, ranked[0].score  # the full table: already measured
-                if s.rank:
-                    probe = layers.layer_subset(teacher, t.family, list(subset))
-                    embedding.factorise_word_embeddings(probe, t.family, s.rank)
-                    value = score(probe)
-                s = dataclasses.replace(s, subset=tuple(subset), score=round(value, 5))
+                ranked = subset(s.layers)
+                value = ranked[0].score  # the full-width, full-table subset: already measured
+                if s.rank or s.heads_keep < 1 or s.ffn_keep < 1:
+                    value = score(probe(s))
+                s = dataclasses.replace(s, subset=tuple(ranked[0].layers), score=round(value, 5))
                 choices[s.layers] = ranked
             measured.append(s)
             bar.advance(1)
     fitting = [s for s in measured if s.score is not None]
+    if fitting and distil_ids:
+        measured = _probe_training(measured, probe, teacher, setup, settings, score, distil_ids, reporter)
+        fitting = [s for s in measured if s.score is not None]
     if not fitting:
-        smallest = min(measured, key=lambda s: s.estimated_mb)
-        raise ModelError(f"--max-mb {settings['max_mb']:g}: no student shape fits (the smallest, {smallest.layers} "
-                         f"layer(s) with embedding rank {smallest.rank}, is about {smallest.estimated_mb:.1f} MB)")
-    best = max(fitting, key=lambda s: s.score)
+        smallest = min(measured, key=lambda s: (s.latency_ms or 0.0, s.estimated_mb))
+        detail = f"about {smallest.estimated_mb:.1f} MB" + (f", {smallest.latency_ms:.2f} ms" if smallest.latency_ms else "")
+        flags = " ".join(x for x in (f"--max-mb {max_mb:g}" if max_mb else f"[budget] max_size_mb {size_limit:g}",
+                                     f"--max-latency-ms {max_ms:g}" if max_ms else "") if x)
+        raise ModelError(f"{flags}: no student shape fits (the smallest, {smallest.layers} layer(s), "
+                         f"{_width_text(smallest)}, embedding rank {smallest.rank}, is {detail})")
+    best = max(fitting, key=lambda s: (s.trained_score is not None, s.trained_score or s.score))
+    if max_ms and best.latency_ms is None:  # within the budget by the binary search; time it for the record
+        best = dataclasses.replace(best, latency_ms=round(latency(best), 3))
+        measured = [best if (m.layers, m.width) == (best.layers, best.width) else m for m in measured]
     return {
-        "layers": list(best.subset), "rank": best.rank,
+        "layers": list(best.subset), "rank": best.rank, "heads_keep": best.heads_keep, "ffn_keep": best.ffn_keep,
         "layer_choice": _choice_record(choices[best.layers], n, t.task),
-        "search": {"max_mb": settings["max_mb"], "embedding_bits": bits, "chosen": best.as_dict(),
-                   "candidates": [s.as_dict() for s in measured],
-                   "pareto": [s.as_dict() for s in shape_search.pareto(measured)]},
+        "search": {"max_mb": max_mb or None, "max_latency_ms": max_ms or None, "size_limit_mb": size_limit,
+                   "probe_steps": PROBE_STEPS, "embedding_bits": q.embedding_bits,
+                   "latency": {"format": "onnx", "tokens": seq, "threads": threads, "teacher_ms": round(teacher_ms, 3)}
+                   if max_ms else None,
+                   "chosen": best.as_dict(), "candidates": [s.as_dict() for s in measured],
+                   "pareto": [s.as_dict() for s in shape_search.pareto(measured, by_latency=bool(max_ms))]},
     }
+
+
+def _probe_training(shapes, probe, teacher, setup, settings, score, distil_ids, reporter) -> list:
+    """Re-rank the best candidates by a short distillation. Untrained scores favour a larger embedding rank
+    over full width: training recovers the factorised table within ~100 steps, not pruned heads and
+    neurons. On MiniLM under --max-mb 8 --max-latency-ms 0.59, the untrained best (3 layers, 9/12 heads,
+    FFN 384, rank 256) distilled to 96.2% of the teacher's STS-B dev Spearman, against 96.9% for 2 full
+    layers at rank 96. The PROBE_CANDIDATES best by untrained score, and the best at full width, each
+    train PROBE_STEPS steps on the first PROBE_STEPS x batch distillation texts and are scored again."""
+    fitting = sorted((s for s in shapes if s.score is not None), key=lambda s: -s.score)
+    chosen = fitting[:PROBE_CANDIDATES]
+    full = next((s for s in fitting if s.width == (1.0, 1.0)), None)
+    if full is not None and full not in chosen:
+        chosen.append(full)
+    teacher_ids = distil_ids[: PROBE_STEPS * settings["batch_size"]]
+    targets = train.teacher_outputs(teacher, setup, teacher_ids)
+    trained = {}
+    with reporter.task(f"distilling the {len(chosen)} best shapes {PROBE_STEPS} steps each", total=len(chosen)) as bar:
+        for s in chosen:
+            model = probe(s)
+            curve = train.distil(model, setup, teacher_ids, targets, budget=train.Budget(steps=PROBE_STEPS, eval_every=PROBE_STEPS),
+                                 lr=settings["learning_rate"], batch_size=settings["batch_size"], seed=0,
+                                 accel=train.LocalAccelerator(), evaluate=score)
+            trained[id(s)] = round(dict(curve.evals)[curve.best_step], 5)
+            bar.advance(1)
+    return [dataclasses.replace(s, trained_score=trained[id(s)]) if id(s) in trained else s for s in shapes]
+
+
+def _width_text(s) -> str:
+    return f"{s.heads_keep:.0%} of heads, {s.ffn_keep:.0%} of FFN"
+
+
+def _importance(model, setup, ids, targets) -> tuple:
+    """Taylor importance of heads and FFN neurons (student/prune.py) of an untrained candidate."""
+    batches = [list(range(i, min(i + 32, len(ids)))) for i in range(0, len(ids), 32)]
+
+    def loss_fn(m, index, head_mask):
+        out = train.forward(m, setup, *train.collate(ids, index), head_mask=head_mask)
+        return train.loss_terms(setup, out, {k: v[index] for k, v in targets.items()})
+
+    return prune.importance_scores(model, setup.family, batches, loss_fn)
 
 
 def _choice_record(ranked: list, teacher_layers: int, task: str) -> dict:

@@ -34,18 +34,28 @@ class LowRankEmbedding(torch.nn.Module):
         return self.project(self.lookup(input_ids))
 
 
-@torch.no_grad()
+class TableSVD:
+    """One SVD of a table, truncated to any rank: the shape search factorises many candidates."""
+
+    @torch.no_grad()
+    def __init__(self, table: torch.Tensor):
+        self.u, self.s, self.vh = torch.linalg.svd(table.float(), full_matrices=False)
+
+    def factors(self, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A, B) with A @ B the best rank-`rank` approximation of the table (Eckart-Young). The singular
+        values are split evenly (A = U sqrt(S), B = sqrt(S) V^T) so both factors train at a similar scale."""
+        root = self.s[:rank].sqrt()
+        return self.u[:, :rank] * root, root[:, None] * self.vh[:rank]
+
+
 def svd_factors(table: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(A, B) with A @ B the best rank-`rank` approximation of `table` (Eckart-Young).
-    The singular values are split evenly (A = U sqrt(S), B = sqrt(S) V^T) so both factors train at
-    a similar scale."""
-    u, s, vh = torch.linalg.svd(table.float(), full_matrices=False)
-    root = s[:rank].sqrt()
-    return u[:, :rank] * root, root[:, None] * vh[:rank]
+    """(A, B) with A @ B the best rank-`rank` approximation of `table` (see TableSVD.factors)."""
+    return TableSVD(table).factors(rank)
 
 
-def factorise_word_embeddings(model, family: str, rank: int) -> None:
-    """Replace the model's word embeddings by their rank-`rank` SVD factors, in place."""
+def factorise_word_embeddings(model, family: str, rank: int, svd: TableSVD | None = None) -> None:
+    """Replace the model's word embeddings by their rank-`rank` SVD factors, in place (`svd`: the
+    table's SVD, already computed)."""
     path = FAMILIES[family].word_embeddings
     old = get_attr(model.base_model, path)
     if isinstance(old, LowRankEmbedding):
@@ -53,7 +63,7 @@ def factorise_word_embeddings(model, family: str, rank: int) -> None:
     hidden = old.weight.shape[1]
     if not 0 < rank < hidden:
         raise ValueError(f"embedding rank must be in 1..{hidden - 1}, got {rank}")
-    a, b = svd_factors(old.weight.data, rank)
+    a, b = (svd or TableSVD(old.weight.data)).factors(rank)
     new = _install(model, family, rank)
     new.lookup.weight.data.copy_(a)
     new.project.weight.data.copy_(b.T)

@@ -1,19 +1,26 @@
-"""The student shape that keeps the most fidelity under a size budget (`--max-mb`, issue #11).
+"""The student shape that keeps the most fidelity under a size or latency budget (`--max-mb`,
+`--max-latency-ms`, issue #11).
 
-Candidates are (teacher layers kept, word-embedding rank). Each one's int8 file size is estimated
-from its parameter counts (below); among those that fit, each is built untrained (the best measured
-layer subset of its depth, the embedding factorised by SVD) and scored by fidelity to the teacher on
-held-in text. The best one is distilled. A deeper student always beats a shallower one at the same
-rank, and a larger rank beats a smaller one at the same depth, so only the largest rank that fits
-each depth is scored: a handful of measurements rather than the whole grid.
+Candidates are (teacher layers kept, attention heads kept, FFN neurons kept, word-embedding rank). Each
+one's int8 file size is estimated from its parameter counts (below); among those that fit, each is built
+untrained (the best measured layer subset of its depth, heads and neurons pruned by Taylor importance,
+the embedding factorised by SVD) and scored by fidelity to the teacher on held-in text. The best one is
+distilled. A larger rank beats a smaller one at the same depth and width, so only the largest rank that
+fits each (depth, width) is scored.
 
-The estimate is of the largest model file, as the size gate measures it; it is checked against the
+With a latency budget each candidate's latency is measured, not estimated: the untrained student is
+exported to ONNX, quantised as the profile says, and timed in onnxruntime (batch 1, the profile's thread
+count, an input of the smallest bucket's length) on the build machine, beside the teacher timed the same
+way. A deeper student of the same width is never faster, so a binary search over depths finds, for each
+width, the deepest one within the budget: a handful of exports rather than the whole grid.
+
+The size estimate is of the largest model file, as the size gate measures it; it is checked against the
 real file after the build (report: "estimated vs measured"), and the gate still applies.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 # Factorised ranks tried, largest first; 0 (the full table) is tried before them.
 RANKS = (256, 192, 160, 128, 112, 96, 80, 64, 48, 32)
@@ -23,6 +30,12 @@ RANKS = (256, 192, 160, 128, 112, 96, 80, 64, 48, 32)
 # still checks the real files.
 SIZE_MARGIN = 1.0
 FIXED_OVERHEAD_BYTES = 60_000
+# Widths tried (shares of attention heads and of FFN neurons kept, every layer alike). Pruning makes
+# every layer cheaper, which only a latency budget needs: on MiniLM, 3-layer students pruned to 8 heads /
+# FFN 768 or 6 heads / FFN 512 reached 94.3% / 93.0% of the teacher's STS-B after training, against
+# 97.6-97.9% at full width (bench/exploration Q4), and untrained they score lower still.
+HEAD_KEEPS = (1.0, 0.75, 0.5)
+FFN_KEEPS = (1.0, 0.5, 0.25)
 
 
 @dataclass(frozen=True)
@@ -30,9 +43,17 @@ class Shape:
     layers: int
     rank: int  # 0 = the full embedding table
     estimated_mb: float
-    fits: bool
+    fits: bool  # within every budget given (size estimate, measured latency)
     subset: tuple[int, ...] = ()
     score: float | None = None  # untrained fidelity on held-in text; None = not measured
+    heads_keep: float = 1.0
+    ffn_keep: float = 1.0
+    latency_ms: float | None = None  # measured p50 (latency budgets only); None = not measured
+    trained_score: float | None = None  # the same score after a short distillation (the best few only)
+
+    @property
+    def width(self) -> tuple[float, float]:
+        return (self.heads_keep, self.ffn_keep)
 
     def as_dict(self) -> dict:
         return {**asdict(self), "subset": list(self.subset)}
@@ -70,24 +91,106 @@ def estimate_mb(d: Dimensions, layers: int, rank: int, embedding_bits: int = 8) 
     return round(total * SIZE_MARGIN / 1e6, 3)
 
 
-def candidates(d: Dimensions, teacher_layers: int, max_mb: float, embedding_bits: int = 8, block: int = 32) -> list[Shape]:
-    """Every depth with the largest rank that fits `max_mb` (or the smallest rank, marked as not fitting).
-    Below 8 bits the table is stored in blocks along its width, so a rank must be a multiple of `block`."""
-    ranks = [r for r in (0, *RANKS) if r < d.hidden and (embedding_bits == 8 or r % block == 0)]
+def widths(d: Dimensions, prune: bool) -> list[tuple[float, float]]:
+    """(heads kept, FFN kept) pairs to try: the profile's own, and with `prune` the HEAD_KEEPS x FFN_KEEPS grid."""
+    grid = [(h, f) for h in HEAD_KEEPS for f in FFN_KEEPS] if prune else []
+    own = (d.heads_keep, d.ffn_keep)
+    return [own] + [w for w in grid if w != own]
+
+
+def candidates(d: Dimensions, teacher_layers: int, max_mb: float, embedding_bits: int = 8, block: int = 32,
+               widths_tried=None, ranks=None) -> list[Shape]:
+    """Every depth (and width) with the largest rank that fits `max_mb` (or the smallest rank, marked as
+    not fitting). Below 8 bits the table is stored in blocks along its width, so a rank must be a
+    multiple of `block`. `ranks` restricts the ranks tried (a latency budget alone keeps the profile's)."""
+    ranks = [r for r in (ranks if ranks is not None else (0, *RANKS))
+             if r < d.hidden and (embedding_bits == 8 or r % block == 0)]
     out = []
-    for layers in range(teacher_layers, 0, -1):
-        tried = [Shape(layers, r, estimate_mb(d, layers, r, embedding_bits), False) for r in ranks]
-        fitting = [s for s in tried if s.estimated_mb <= max_mb]
-        out.append(Shape(fitting[0].layers, fitting[0].rank, fitting[0].estimated_mb, True) if fitting else tried[-1])
+    for heads_keep, ffn_keep in widths_tried or [(d.heads_keep, d.ffn_keep)]:
+        dw = replace(d, heads_keep=heads_keep, ffn_keep=ffn_keep)
+        for layers in range(teacher_layers, 0, -1):
+            tried = [Shape(layers, r, estimate_mb(dw, layers, r, embedding_bits), False, heads_keep=heads_keep,
+                           ffn_keep=ffn_keep) for r in ranks]
+            fitting = [s for s in tried if s.estimated_mb <= max_mb]
+            out.append(replace(fitting[0], fits=True) if fitting else tried[-1])
     return out
 
 
-def pareto(shapes: list[Shape]) -> list[Shape]:
-    """The measured shapes no other is both smaller than and better than, smallest first."""
-    measured = sorted((s for s in shapes if s.score is not None), key=lambda s: (s.estimated_mb, -s.score))
+def deepest_within(shapes: list[Shape], latency_ms, budget_ms: float) -> list[Shape]:
+    """For each width, a binary search over the depths (that fit the size budget) for the deepest one
+    whose measured latency, `latency_ms(shape)`, is within `budget_ms`. Depths above it are marked not
+    fitting; those measured carry their latency. A deeper student of one width is never faster, so
+    only about log2(depths) + 1 shapes per width are exported and timed."""
+    out = {id(s): s for s in shapes}
+    by_width: dict[tuple[float, float], list[Shape]] = {}
+    for s in shapes:
+        if s.fits:
+            by_width.setdefault(s.width, []).append(s)
+    for group in by_width.values():
+        group.sort(key=lambda s: s.layers)
+        lo, hi = 0, len(group) - 1  # the answer is in group[:lo] ... group[hi]; -1 when none fits
+        best = -1
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            ms = float(latency_ms(group[mid]))
+            measured = replace(group[mid], latency_ms=round(ms, 3), fits=ms <= budget_ms)
+            out[id(group[mid])] = measured
+            if ms <= budget_ms:
+                best, lo = mid, mid + 1
+            else:
+                hi = mid - 1
+        for s in group[best + 1 :]:
+            if out[id(s)].fits:  # deeper than one measured over the budget: slower still
+                out[id(s)] = replace(out[id(s)], fits=False)
+    return [out[id(s)] for s in shapes]
+
+
+def pareto(shapes: list[Shape], by_latency: bool = False) -> list[Shape]:
+    """The measured shapes no other is both cheaper than and better than, cheapest first; cost is the
+    estimated size, or with `by_latency` the measured latency (shapes not timed are left out)."""
+    def cost(s: Shape) -> float:
+        return s.latency_ms if by_latency else s.estimated_mb
+
+    measured = sorted((s for s in shapes if s.score is not None and cost(s) is not None), key=lambda s: (cost(s), -s.score))
     front, best = [], float("-inf")
     for s in measured:
         if s.score > best:
             front.append(s)
             best = s.score
     return front
+
+
+LATENCY_REPS = 40  # timed calls per candidate (after measure.latency's warm-up calls); the p50 is kept
+
+
+def onnx_latency_ms(head, task: str, spec, seq: int, threads: int = 1, reps: int = LATENCY_REPS) -> float:
+    """p50 ms of one batch-1 call of `head` (a modeling.wrap head) on a `seq`-token input, exported to
+    ONNX and quantised by `spec` (the profile's [quantize]) exactly as a build does, in onnxruntime.
+    ONNX stands in for every format: it takes minutes less to convert than TFLite or a .pte, and the
+    search only compares candidates with each other and with the teacher on this machine. Static int8
+    needs calibration text, so it is timed as dynamic int8 (the same int8 kernels)."""
+    import tempfile
+    from dataclasses import replace as _replace
+    from pathlib import Path
+
+    import numpy as np
+    import onnxruntime as ort
+
+    from ..export import export_onnx
+    from ..measure.latency import summary, time_calls
+    from ..quant.quantize import quantize_file
+
+    if spec.mode == "static-int8":
+        spec = _replace(spec, mode="dynamic-int8", full_integer=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, quantised = Path(tmp) / "fp32.onnx", Path(tmp) / "model.onnx"
+        export_onnx(head, fp32, task)
+        quantize_file(fp32, quantised, "onnx", spec)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = threads, 1, 3
+        session = ort.InferenceSession(str(quantised), so, providers=["CPUExecutionProvider"])
+    rows = int(getattr(head.model.config, "vocab_size", 0) or 2)
+    ids = (np.arange(seq, dtype=np.int64) % (rows - 1) + 1)[None, :]  # which ids does not change the cost
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    return float(summary(time_calls(lambda: session.run(None, feed), reps))["p50_ms"])
+

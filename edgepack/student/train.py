@@ -38,6 +38,25 @@ def accelerator():
     return Accelerator(cpu=not torch.cuda.is_available(), kwargs_handlers=[ddp])
 
 
+class LocalAccelerator:
+    """What `distil` needs of an Accelerator, for one process on the CPU: the shape search's short probes
+    train on rank 0 alone, where a real Accelerator under torchrun would wait for the other ranks."""
+
+    num_processes, process_index, device = 1, 0, torch.device("cpu")
+
+    def prepare(self, *objects):
+        return objects
+
+    def backward(self, loss):
+        loss.backward()
+
+    def unwrap_model(self, model):
+        return model
+
+    def wait_for_everyone(self):
+        pass
+
+
 @dataclass(frozen=True)
 class Setup:
     task: str  # sentence-embedding | text-classification
