@@ -105,12 +105,15 @@ def _hide_native_noise() -> None:
 @click.option("--max-latency-ms", type=click.FloatRange(min=0.001), default=None,
               help="Pick the student shape (layers, heads, FFN width) that keeps the most fidelity within this p50 "
                    "latency, measured here in onnxruntime (batch 1, the smallest bucket's length).")
+@click.option("--min-speedup", type=click.FloatRange(min=1.0, min_open=True), default=None,
+              help="Pick the student shape that keeps the most fidelity while at least this many times faster than the "
+                   "teacher, both timed here as for --max-latency-ms (a ratio holds across machines better than ms).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Replace --out even if it is not an edgepack bundle.")
 @click.option("--allow-pickle", is_flag=True, help="Allow loading pickle (.bin) weights. Only for files you trust.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Work/cache directory (default ~/.cache/edgepack or $EDGEPACK_CACHE).")
 @friendly_errors
-def build(target, model, data, out, task, text_column, label_column, student_layers, quick, budget, max_mb, max_latency_ms, seed, force,
+def build(target, model, data, out, task, text_column, label_column, student_layers, quick, budget, max_mb, max_latency_ms, min_speedup, seed, force,
           allow_pickle, cache_dir):
     """Distil, prune, quantise, export, validate and bundle a model for TARGET."""
     from .config import BuildOptions, parse_budget
@@ -124,6 +127,7 @@ def build(target, model, data, out, task, text_column, label_column, student_lay
         target=target, model=model, data=tuple(data), out=out, task=task, seed=seed, quick=quick, force=force,
         allow_pickle=allow_pickle, text_column=text_column, label_column=label_column,
         student_layers=student_layers, cache_dir=cache_dir, budget=budget, max_mb=max_mb, max_latency_ms=max_latency_ms,
+        min_speedup=min_speedup,
     )
     with _progress_reporter() as reporter, using(reporter):
         ctx = run_build(options)

@@ -28,6 +28,8 @@ class BuildOptions:
     max_mb: float | None = None  # pick the student shape that fits this many MB per model file (issue #11)
     # pick the student shape (depth, heads, FFN) whose measured ONNX latency at the smallest bucket fits (issue #11)
     max_latency_ms: float | None = None
+    # ... or whose measured latency is at least this many times below the teacher's, timed the same way
+    min_speedup: float | None = None
 
     def out_dir(self, target_name: str) -> Path:
         return Path(self.out) if self.out else Path("dist") / target_name

@@ -26,6 +26,17 @@ batch_size = 4
 """
 
 
+def build_on_two_processes(target, model, data, out, cache, *flags) -> subprocess.CompletedProcess:
+    """`edgepack build` under torch.distributed.run with two CPU processes (gloo)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "edgepack", "build", "--target", str(target), "--model", str(model), "--data", str(data),
+        "--out", str(out), "--cache-dir", str(cache), *flags,
+    ]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+
 @pytest.mark.slow  # two torch processes distilling: about a minute
 def test_two_processes_produce_a_working_student(tmp_path, tiny_model):
     target = tmp_path / "t.toml"
@@ -33,13 +44,7 @@ def test_two_processes_produce_a_working_student(tmp_path, tiny_model):
     data = tmp_path / "d.txt"
     data.write_text("\n".join(f"{a} {b}" for a in TINY_SENTENCES for b in TINY_SENTENCES[:3]) + "\n", encoding="utf-8")
     out = tmp_path / "bundle"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "edgepack", "build", "--target", str(target), "--model", str(tiny_model), "--data", str(data),
-        "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    proc = build_on_two_processes(target, tiny_model, data, out, tmp_path / "cache")
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((out / "edgepack.json").read_text(encoding="utf-8"))
     assert manifest["student"]["distillation"]["processes"] == 2
@@ -61,13 +66,7 @@ def test_two_processes_train_the_shape_rank_0_timed(tmp_path, deep_tiny):
     data = tmp_path / "d.txt"
     data.write_text("\n".join(f"{a} {b}" for a in TINY_SENTENCES for b in TINY_SENTENCES[:3]) + "\n", encoding="utf-8")
     out = tmp_path / "bundle"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "edgepack", "build", "--target", str(target), "--model", str(deep_tiny), "--data", str(data),
-        "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--max-latency-ms", "1000",
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    proc = build_on_two_processes(target, deep_tiny, data, out, tmp_path / "cache", "--max-latency-ms", "1000")
     assert proc.returncode == 0, proc.stderr[-3000:]
     student = json.loads((out / "edgepack.json").read_text(encoding="utf-8"))["student"]
     assert student["distillation"]["processes"] == 2

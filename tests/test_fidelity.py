@@ -292,12 +292,17 @@ def test_max_mb_build_picks_a_fitting_shape_and_reports_the_table(session_dir, d
     assert "Shape search" in (tmp_path / "b" / "report.md").read_text()
 
 
-def test_max_mb_that_nothing_fits_is_one_clear_error(deep_tiny, distil_data, tmp_path, session_dir):
+def cli_build(tmp_path, profile: str, model, data, *flags, cache_dir=None):
+    """`edgepack build` through the CLI with `profile` written to tmp_path; the click result."""
     target = tmp_path / "t.toml"
-    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,)) + FULL_VOCAB_STUDENT, encoding="utf-8")
-    result = CliRunner().invoke(cli_main, ["build", "--target", str(target), "--model", str(deep_tiny),
-                                                    "--data", str(distil_data), "--out", str(tmp_path / "b"),
-                                                    "--cache-dir", str(session_dir / "fidelity-cache"), "--max-mb", "0.05"])
+    target.write_text(profile, encoding="utf-8")
+    return CliRunner().invoke(cli_main, ["build", "--target", str(target), "--model", str(model), "--data", str(data),
+                                         "--out", str(tmp_path / "b"), "--cache-dir", str(cache_dir or tmp_path / "c"), *flags])
+
+
+def test_max_mb_that_nothing_fits_is_one_clear_error(deep_tiny, distil_data, tmp_path, session_dir):
+    result = cli_build(tmp_path, tiny_target_toml(formats=("onnx",), buckets=(16,)) + FULL_VOCAB_STUDENT, deep_tiny,
+                       distil_data, "--max-mb", "0.05", cache_dir=session_dir / "fidelity-cache")
     assert result.exit_code == 2, result.output
     assert "--max-mb" in result.output and "no student shape fits" in result.output and "Traceback" not in result.output
 
@@ -381,13 +386,34 @@ def test_max_latency_build_prunes_the_student_to_the_chosen_width(session_dir, d
     assert ctx.student.info["pruning"]["heads_kept"] == round(4 * chosen["heads_keep"])
 
 
+def test_min_speedup_is_a_latency_budget_relative_to_the_teacher(deep_tiny, distil_data, tmp_path, monkeypatch):
+    """--min-speedup X: the budget is the teacher's latency, timed in the same search, divided by X (here the
+    stand-in clock gives the teacher 8 and full-width layers 2 each: X = 4.2 leaves 1.9, which only
+    narrow students meet); a speed-up no shape reaches is one line naming the teacher's time."""
+    def fake_ms(head, task, spec, seq, threads=1, reps=0):
+        cfg = head.model.config
+        heads = cfg.num_attention_heads - len((cfg.pruned_heads or {}).get(0, ()))
+        return cfg.num_hidden_layers * (heads / cfg.num_attention_heads + cfg.intermediate_size / 64)
+
+    monkeypatch.setattr(shape, "onnx_latency_ms", fake_ms)
+    profile = tiny_target_toml(formats=("onnx",), buckets=(16,), min_cosine_vs_student=0.95) + FULL_VOCAB_STUDENT
+    result = cli_build(tmp_path, profile, deep_tiny, distil_data, "--min-speedup", "4.2")
+    assert result.exit_code == 0, result.output
+    search = json.loads((tmp_path / "b" / "edgepack.json").read_text())["student"]["shape_search"]
+    assert search["min_speedup"] == 4.2 and search["latency_budget_ms"] == pytest.approx(8 / 4.2, abs=1e-3)
+    assert search["chosen"]["latency_ms"] <= 8 / 4.2 and (search["chosen"]["heads_keep"], search["chosen"]["ffn_keep"]) != (1.0, 1.0)
+    assert "--min-speedup 4.2" in (tmp_path / "b" / "report.md").read_text()
+    again = tmp_path / "again"
+    again.mkdir()
+    result = cli_build(again, profile, deep_tiny, distil_data, "--min-speedup", "100")
+    assert result.exit_code == 2 and "--min-speedup 100 (the teacher took 8.00 ms): no student shape fits" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_max_latency_that_nothing_meets_is_one_clear_error(deep_tiny, distil_data, tmp_path, session_dir, monkeypatch):
     monkeypatch.setattr(shape, "onnx_latency_ms", lambda *a, **k: 5.0)
-    target = tmp_path / "t.toml"
-    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,)) + FULL_VOCAB_STUDENT, encoding="utf-8")
-    result = CliRunner().invoke(cli_main, ["build", "--target", str(target), "--model", str(deep_tiny),
-                                           "--data", str(distil_data), "--out", str(tmp_path / "b"),
-                                           "--cache-dir", str(tmp_path / "c"), "--max-latency-ms", "1"])
+    result = cli_build(tmp_path, tiny_target_toml(formats=("onnx",), buckets=(16,)) + FULL_VOCAB_STUDENT, deep_tiny,
+                       distil_data, "--max-latency-ms", "1")
     assert result.exit_code == 2, result.output
     assert "--max-latency-ms 1" in result.output and "no student shape fits" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "b").exists()
@@ -398,12 +424,8 @@ def test_a_latency_budget_keeps_to_the_profiles_size_gate(deep_tiny, distil_data
     are never exported or timed, and when none is left the build says which limit it was."""
     timed = []
     monkeypatch.setattr(shape, "onnx_latency_ms", lambda head, *a, **k: timed.append(head) or 0.01)
-    target = tmp_path / "t.toml"
-    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,), max_size_mb=0.05) + FULL_VOCAB_STUDENT,
-                      encoding="utf-8")
-    result = CliRunner().invoke(cli_main, ["build", "--target", str(target), "--model", str(deep_tiny),
-                                           "--data", str(distil_data), "--out", str(tmp_path / "b"),
-                                           "--cache-dir", str(tmp_path / "c"), "--max-latency-ms", "1000"])
+    result = cli_build(tmp_path, tiny_target_toml(formats=("onnx",), buckets=(16,), max_size_mb=0.05) + FULL_VOCAB_STUDENT,
+                       deep_tiny, distil_data, "--max-latency-ms", "1000")
     assert result.exit_code == 2, result.output
     assert "[budget] max_size_mb 0.05 --max-latency-ms 1000: no student shape fits" in result.output
     assert len(timed) == 1  # the teacher, for the table; no candidate
@@ -421,12 +443,8 @@ def test_a_shape_budget_distils_a_student_even_when_the_profile_ships_the_teache
 
 
 def test_a_shape_budget_with_a_pruned_vocabulary_is_one_clear_line(deep_tiny, distil_data, tmp_path):
-    target = tmp_path / "t.toml"
-    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,)) + FULL_VOCAB_STUDENT + "vocab_prune = true\n",
-                      encoding="utf-8")
-    result = CliRunner().invoke(cli_main, ["build", "--target", str(target), "--model", str(deep_tiny),
-                                           "--data", str(distil_data), "--out", str(tmp_path / "b"),
-                                           "--cache-dir", str(tmp_path / "c"), "--max-latency-ms", "5"])
+    result = cli_build(tmp_path, tiny_target_toml(formats=("onnx",), buckets=(16,)) + FULL_VOCAB_STUDENT + "vocab_prune = true\n",
+                       deep_tiny, distil_data, "--max-latency-ms", "5")
     assert result.exit_code == 2, result.output
     assert "--max-latency-ms: the shape search needs a student that keeps the teacher's vocabulary" in result.output
     assert "Traceback" not in result.output

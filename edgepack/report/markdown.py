@@ -152,7 +152,8 @@ def _search_markdown(search: dict) -> list[str]:
     """The shape search's table (issue #11): every candidate, what it measured, and the Pareto front."""
     chosen, lat = search["chosen"], search.get("latency")
     flags = " ".join(x for x in (f"--max-mb {search['max_mb']:g}" if search.get("max_mb") else "",
-                                 f"--max-latency-ms {search['max_latency_ms']:g}" if search.get("max_latency_ms") else "") if x)
+                                 f"--max-latency-ms {search['max_latency_ms']:g}" if search.get("max_latency_ms") else "",
+                                 f"--min-speedup {search['min_speedup']:g}" if search.get("min_speedup") else "") if x)
 
     def width(c) -> str:
         return f"{c.get('heads_keep', 1.0):.0%} / {c.get('ffn_keep', 1.0):.0%}"
@@ -172,7 +173,8 @@ def _search_markdown(search: dict) -> list[str]:
     if lat:
         lines += ["", f"Latency: p50 of a batch-1 call on {lat['tokens']} tokens, {lat['threads']} thread(s), the "
                   f"untrained candidate exported to ONNX and quantised as the profile says, timed in onnxruntime on "
-                  f"the build machine (a phone differs); the teacher took {lat['teacher_ms']:.2f} ms the same way. "
+                  f"the build machine (a phone differs); the teacher took {lat['teacher_ms']:.2f} ms the same way, so the "
+                  f"budget was {search.get('latency_budget_ms') or search.get('max_latency_ms'):.3g} ms. "
                   "A binary search over depths times only a few shapes of each width; '-' was not timed (a shallower "
                   "shape of the same width than one within the budget, or a deeper one than one over it)."]
     lines += ["", "| layers | heads / FFN kept | embedding rank | estimated MB | latency ms | vs teacher | fits "

@@ -117,6 +117,7 @@ def plan_settings(ctx: BuildContext, teacher_layers: int) -> dict:
         "fill_text": spec.fill_text,
         "max_mb": ctx.options.max_mb or 0,
         **({"max_latency_ms": ctx.options.max_latency_ms} if ctx.options.max_latency_ms else {}),  # absent: same cache keys
+        **({"min_speedup": ctx.options.min_speedup} if ctx.options.min_speedup else {}),
         "heads_keep": spec.heads_keep,
         "ffn_keep": spec.ffn_keep,
         "vocab_prune": spec.vocab_prune,
@@ -171,7 +172,12 @@ def make_student(ctx: BuildContext) -> Student:
 
 def _searched(settings: dict) -> bool:
     """Whether the student's shape comes from the shape search (a size or latency budget)."""
-    return bool(settings["max_mb"] or settings.get("max_latency_ms"))
+    return bool(settings["max_mb"] or _timed(settings))
+
+
+def _timed(settings: dict) -> bool:
+    """Whether the shape search times candidates (a latency budget, absolute or relative to the teacher)."""
+    return bool(settings.get("max_latency_ms") or settings.get("min_speedup"))
 
 
 def _size_inputs(ctx: BuildContext) -> dict:
@@ -181,7 +187,7 @@ def _size_inputs(ctx: BuildContext) -> dict:
     q = ctx.target.quantize
     out = {"embedding_bits": q.embedding_bits, "embedding_block_size": q.embedding_block_size, "mode": q.mode}
     out["search"] = 2  # the search with heads/FFN widths and short probe distillations (2026-11-28)
-    if ctx.options.max_latency_ms:
+    if ctx.options.max_latency_ms or ctx.options.min_speedup:
         out.update(spec=repr(q), seq=min(ctx.target.sequence_buckets), threads=ctx.target.threads)
     return out
 
@@ -410,7 +416,7 @@ def _fill_texts(texts, held_texts, cap: int | None, seed: int) -> list[str]:
 
 def _choose_shape(ctx, teacher, settings, held_ids, held_targets, setup, reporter, distil_ids=()) -> dict:
     """Which teacher layers to keep, the embedding rank and the width (heads, FFN kept): from the profile,
-    by measured layer choice, or (with `--max-mb` / `--max-latency-ms`) by the shape search.
+    by measured layer choice, or (with `--max-mb` / `--max-latency-ms` / `--min-speedup`) by the shape search.
     Returns {"layers", "rank", "heads_keep", "ffn_keep", "layer_choice"} (+ "search")."""
     t = ctx.teacher
     n = layers.num_layers(teacher, t.family)
@@ -454,10 +460,11 @@ def _search_shape(ctx, teacher, settings, setup, score, importance, reporter, di
         token_types=int(getattr(cfg, "type_vocab_size", 0) or 0), labels=len(t.labels))
     n = layers.num_layers(teacher, t.family)
     q = ctx.target.quantize
-    max_mb, max_ms = settings["max_mb"], settings.get("max_latency_ms", 0.0)
+    max_mb, speedup = settings["max_mb"], settings.get("min_speedup", 0.0)
+    timed = _timed(settings)
     # A latency budget is what pruned widths are for; a size budget alone tries the profile's width.
     # Families that cannot prune heads (families.py `cannot`: MPNet) try the FFN widths only.
-    widths = shape_search.widths(dims, prune=bool(max_ms))
+    widths = shape_search.widths(dims, prune=timed)
     if any(step == "head pruning" for step, _ in fam.cannot):
         widths = [w for w in widths if w[0] >= 1] or [(1.0, dims.ffn_keep)]
     # Without --max-mb, the profile's size gate still bounds the files, at the profile's embedding rank.
@@ -492,12 +499,14 @@ def _search_shape(ctx, teacher, settings, setup, score, importance, reporter, di
     def latency(s) -> float:
         return shape_search.onnx_latency_ms(wrap(probe(s), t.task, t.family, t.pooling), t.task, q, seq, threads)
 
-    what = " and ".join(x for x in (f"{max_mb:g} MB" if max_mb else "", f"{max_ms:g} ms" if max_ms else "") if x)
-    teacher_ms = None
-    if max_ms:
-        with reporter.task(f"timing student shapes against {max_ms:g} ms ({seq} tokens, ONNX)", total=None):
+    teacher_ms, max_ms = None, 0.0
+    if timed:
+        with reporter.task(f"timing the teacher and student shapes ({seq} tokens, ONNX)", total=None):
             teacher_ms = shape_search.onnx_latency_ms(wrap(teacher, t.task, t.family, t.pooling), t.task, q, seq, threads)
+            # --min-speedup X: the teacher's time, measured just now beside the candidates, divided by X
+            max_ms = min(settings.get("max_latency_ms") or float("inf"), teacher_ms / speedup if speedup else float("inf"))
             shapes = shape_search.deepest_within(shapes, latency, max_ms)
+    what = " and ".join(x for x in (f"{max_mb:g} MB" if max_mb else "", f"{max_ms:.3g} ms" if max_ms else "") if x)
     measured, choices = [], {}
     with reporter.task(f"searching student shapes under {what}", total=len(shapes)) as bar:
         for s in shapes:
@@ -515,35 +524,42 @@ def _search_shape(ctx, teacher, settings, setup, score, importance, reporter, di
         measured = _probe_training(measured, probe, teacher, setup, settings, score, distil_ids, reporter)
         fitting = [s for s in measured if s.score is not None]
     if not fitting:
-        smallest = min(measured, key=lambda s: (s.latency_ms or 0.0, s.estimated_mb))
+        timed_ones = [s for s in measured if s.latency_ms is not None]  # the latency budget ruled them out
+        smallest = (min(timed_ones, key=lambda s: s.latency_ms) if timed_ones
+                    else min(measured, key=lambda s: s.estimated_mb))
         detail = f"about {smallest.estimated_mb:.1f} MB" + (f", {smallest.latency_ms:.2f} ms" if smallest.latency_ms else "")
         flags = " ".join(x for x in (f"--max-mb {max_mb:g}" if max_mb else f"[budget] max_size_mb {size_limit:g}",
-                                     f"--max-latency-ms {max_ms:g}" if max_ms else "") if x)
+                                     f"--max-latency-ms {settings['max_latency_ms']:g}" if settings.get("max_latency_ms") else "",
+                                     f"--min-speedup {speedup:g} (the teacher took {teacher_ms:.2f} ms)" if speedup else "") if x)
         raise ModelError(f"{flags}: no student shape fits (the smallest, {smallest.layers} layer(s), "
                          f"{_width_text(smallest)}, embedding rank {smallest.rank}, is {detail})")
-    best = max(fitting, key=lambda s: (s.trained_score is not None, s.trained_score or s.score))
-    if max_ms and best.latency_ms is None:  # within the budget by the binary search; time it for the record
+    # The best after the short distillation; untrained scores only rank shapes that were not distilled.
+    best = max(fitting, key=lambda s: (s.trained_score is not None, s.trained_score if s.trained_score is not None else s.score))
+    if timed and best.latency_ms is None:  # within the budget by the binary search; time it for the record
         best = dataclasses.replace(best, latency_ms=round(latency(best), 3))
         measured = [best if (m.layers, m.width) == (best.layers, best.width) else m for m in measured]
     return {
         "layers": list(best.subset), "rank": best.rank, "heads_keep": best.heads_keep, "ffn_keep": best.ffn_keep,
         "layer_choice": _choice_record(choices[best.layers], n, t.task),
-        "search": {"max_mb": max_mb or None, "max_latency_ms": max_ms or None, "size_limit_mb": size_limit,
+        "search": {"max_mb": max_mb or None, "max_latency_ms": settings.get("max_latency_ms"), "min_speedup": speedup or None,
+                   "latency_budget_ms": round(max_ms, 4) if timed else None, "size_limit_mb": size_limit,
                    "probe_steps": PROBE_STEPS, "embedding_bits": q.embedding_bits,
                    "latency": {"format": "onnx", "tokens": seq, "threads": threads, "teacher_ms": round(teacher_ms, 3)}
-                   if max_ms else None,
+                   if timed else None,
                    "chosen": best.as_dict(), "candidates": [s.as_dict() for s in measured],
-                   "pareto": [s.as_dict() for s in shape_search.pareto(measured, by_latency=bool(max_ms))]},
+                   "pareto": [s.as_dict() for s in shape_search.pareto(measured, by_latency=timed)]},
     }
 
 
 def _probe_training(shapes, probe, teacher, setup, settings, score, distil_ids, reporter) -> list:
-    """Re-rank the best candidates by a short distillation. Untrained scores favour a larger embedding rank
-    over full width: training recovers the factorised table within ~100 steps, not pruned heads and
-    neurons. On MiniLM under --max-mb 8 --max-latency-ms 0.59, the untrained best (3 layers, 9/12 heads,
-    FFN 384, rank 256) distilled to 96.2% of the teacher's STS-B dev Spearman, against 96.9% for 2 full
-    layers at rank 96. The PROBE_CANDIDATES best by untrained score, and the best at full width, each
-    train PROBE_STEPS steps on the first PROBE_STEPS x batch distillation texts and are scored again."""
+    """Re-rank the best candidates by a short distillation. Untrained scores over-rate a larger embedding
+    rank against full width: training recovers the factorised table within ~100 steps, not pruned heads
+    and neurons. On MiniLM (android-arm64, 1,500 steps, STS-B dev): under --max-mb 8 --max-latency-ms 0.59
+    the untrained best (3 layers, 9/12 heads, FFN 384, rank 256) distilled to 96.2% of the teacher's
+    Spearman; under --max-latency-ms 0.59, 2 full-width layers at rank 96 reached 96.9%, and after 100
+    steps they scored 0.792 against 0.706-0.752 for the pruned shapes beside them. The PROBE_CANDIDATES best
+    by untrained score, and the best at full width, each train PROBE_STEPS steps on the first
+    PROBE_STEPS x batch distillation texts (rank 0 only) and are scored again on the held-out texts."""
     fitting = sorted((s for s in shapes if s.score is not None), key=lambda s: -s.score)
     chosen = fitting[:PROBE_CANDIDATES]
     full = next((s for s in fitting if s.width == (1.0, 1.0)), None)

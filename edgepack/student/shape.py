@@ -4,9 +4,10 @@
 Candidates are (teacher layers kept, attention heads kept, FFN neurons kept, word-embedding rank). Each
 one's int8 file size is estimated from its parameter counts (below); among those that fit, each is built
 untrained (the best measured layer subset of its depth, heads and neurons pruned by Taylor importance,
-the embedding factorised by SVD) and scored by fidelity to the teacher on held-in text. The best one is
-distilled. A larger rank beats a smaller one at the same depth and width, so only the largest rank that
-fits each (depth, width) is scored.
+the embedding factorised by SVD) and scored by fidelity to the teacher on held-in text. A larger rank
+beats a smaller one at the same depth and width, so only the largest rank that fits each (depth, width)
+is scored. Untrained scores over-rate a larger rank against pruned heads and neurons, so the best few are
+then distilled briefly and scored again (student/distil.py `_probe_training`); the best of those is built.
 
 With a latency budget each candidate's latency is measured, not estimated: the untrained student is
 exported to ONNX, quantised as the profile says, and timed in onnxruntime (batch 1, the profile's thread
@@ -170,7 +171,6 @@ def onnx_latency_ms(head, task: str, spec, seq: int, threads: int = 1, reps: int
     search only compares candidates with each other and with the teacher on this machine. Static int8
     needs calibration text, so it is timed as dynamic int8 (the same int8 kernels)."""
     import tempfile
-    from dataclasses import replace as _replace
     from pathlib import Path
 
     import numpy as np
@@ -181,7 +181,7 @@ def onnx_latency_ms(head, task: str, spec, seq: int, threads: int = 1, reps: int
     from ..quant.quantize import quantize_file
 
     if spec.mode == "static-int8":
-        spec = _replace(spec, mode="dynamic-int8", full_integer=False)
+        spec = replace(spec, mode="dynamic-int8", full_integer=False)
     with tempfile.TemporaryDirectory() as tmp:
         fp32, quantised = Path(tmp) / "fp32.onnx", Path(tmp) / "model.onnx"
         export_onnx(head, fp32, task)
@@ -193,4 +193,3 @@ def onnx_latency_ms(head, task: str, spec, seq: int, threads: int = 1, reps: int
     ids = (np.arange(seq, dtype=np.int64) % (rows - 1) + 1)[None, :]  # which ids does not change the cost
     feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
     return float(summary(time_calls(lambda: session.run(None, feed), reps))["p50_ms"])
-
