@@ -363,6 +363,15 @@ def test_max_latency_build_times_candidates_and_reports_them(session_dir, deep_t
     assert "--max-latency-ms 1000" in report and "vs teacher" in report
 
 
+def test_a_classifier_latency_search_times_its_logits_graph(tiny_classifier, tiny_labelled_data, tmp_path):
+    """Classifier heads go through the same export, quantisation and timing (their graph ends in logits)."""
+    profile = tiny_target_toml(formats=("onnx",), buckets=(16,)) + FULL_VOCAB_STUDENT.replace("layers = 2", "layers = 1")
+    result = cli_build(tmp_path, profile, tiny_classifier, tiny_labelled_data, "--max-latency-ms", "1000")
+    assert result.exit_code == 0, result.output
+    student = json.loads((tmp_path / "b" / "edgepack.json").read_text())["student"]
+    assert student["shape_search"]["latency"]["teacher_ms"] > 0 and student["shape_search"]["chosen"]["latency_ms"] > 0
+
+
 def test_max_latency_build_prunes_the_student_to_the_chosen_width(session_dir, deep_tiny, distil_data, tmp_path,
                                                                  monkeypatch):
     """With a latency that only narrow students meet (a stand-in clock: real timings of tiny models are
