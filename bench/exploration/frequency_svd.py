@@ -52,11 +52,10 @@ def install(A, B):
     t.lookup.weight.data.copy_(A); t.project.weight.data.copy_(B.T)
     return m
 a, b = embedding.svd_factors(E, R); report(f"plain svd r{R}", install(a, b))
-for alpha in (10.0, 100.0):
-  for power in (0.5, 0.75, 1.0):
-    w = torch.tensor((counts + alpha) ** power, dtype=torch.float32)
-    _, s, vh = torch.linalg.svd(E * w[:, None], full_matrices=False)
-    V = vh[:R]
-    A = E @ V.T
-    sc = A.norm(dim=0).sqrt()
-    report(f"weighted a={alpha} p={power}", install(A / sc, sc[:, None] * V))
+for alpha, power in ((1.0, 0.5), (10.0, 0.25), (10.0, 0.5), (10.0, 0.75), (10.0, 1.0), (100.0, 0.5), (100.0, 0.75), (100.0, 1.0)):
+  w = torch.tensor((counts + alpha) ** power, dtype=torch.float32)
+  _, s, vh = torch.linalg.svd(E * w[:, None], full_matrices=False)
+  V = vh[:R]
+  A = E @ V.T
+  sc = A.norm(dim=0).sqrt()
+  report(f"weighted a={alpha} p={power}", install(A / sc, sc[:, None] * V))
