@@ -165,8 +165,9 @@ def _search_markdown(search: dict) -> list[str]:
     lines = ["", f"## Shape search ({flags})", "",
              f"{how} (estimated int8 size, word embeddings {search['embedding_bits']}-bit), scored untrained by "
              "fidelity to the teacher on held-in text"
-             + (f"; the {len(probed)} best (and the best at full width) then distilled {steps} steps each and scored "
-                "again, since an untrained score over-rates a larger embedding rank against pruned heads and neurons"
+             + (f"; {len(probed)} of them (the best untrained, and the best at full width) then distilled {steps} steps "
+                "each and scored again, since an untrained score over-rates a larger embedding rank against pruned "
+                "heads and neurons"
                 if probed else "")
              + f". Distilled: **{chosen['layers']} layers {chosen['subset']}, heads / FFN kept {width(chosen)}, "
              f"embedding rank {chosen['rank'] or 'full'}**."]
