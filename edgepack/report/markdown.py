@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..student.shape import budget_flags
+
 
 def _fmt(v) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
@@ -151,9 +153,7 @@ def student_markdown(info: dict) -> list[str]:
 def _search_markdown(search: dict) -> list[str]:
     """The shape search's table (issue #11): every candidate, what it measured, and the Pareto front."""
     chosen, lat = search["chosen"], search.get("latency")
-    flags = " ".join(x for x in (f"--max-mb {search['max_mb']:g}" if search.get("max_mb") else "",
-                                 f"--max-latency-ms {search['max_latency_ms']:g}" if search.get("max_latency_ms") else "",
-                                 f"--min-speedup {search['min_speedup']:g}" if search.get("min_speedup") else "") if x)
+    flags = budget_flags(search.get("max_mb"), search.get("max_latency_ms"), search.get("min_speedup"))
 
     def width(c) -> str:
         return f"{c.get('heads_keep', 1.0):.0%} / {c.get('ffn_keep', 1.0):.0%}"

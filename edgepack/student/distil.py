@@ -474,7 +474,6 @@ def _search_shape(ctx, teacher, settings, setup, score, importance, reporter, di
     seq, threads = min(ctx.target.sequence_buckets), ctx.target.threads
     subsets, scores_of, svd = {}, {}, None
     table = layers.word_embeddings(teacher, t.family).weight.data
-    n_heads, ffn_width = int(getattr(cfg, fam.num_heads_key)), int(getattr(cfg, fam.ffn_key))
 
     def subset(depth: int):
         if depth not in subsets:
@@ -487,10 +486,10 @@ def _search_shape(ctx, teacher, settings, setup, score, importance, reporter, di
         model = layers.layer_subset(teacher, t.family, list(subset(s.layers)[0].layers))
         if s.heads_keep < 1 or s.ffn_keep < 1:
             if s.layers not in scores_of:
-                scores_of[s.layers] = _importance(model, setup, *importance)
-            head_scores, ffn_scores = scores_of[s.layers]
-            prune.prune_attention_heads(model, t.family, head_scores, prune.keep_count(n_heads, s.heads_keep))
-            prune.prune_ffn_neurons(model, t.family, ffn_scores, prune.keep_count(ffn_width, s.ffn_keep))
+                ids, targets = importance
+                batches = [list(range(i, min(i + 32, len(ids)))) for i in range(0, len(ids), 32)]
+                scores_of[s.layers] = _importance(model, setup, ids, targets, batches)
+            _prune_to(model, t.family, scores_of[s.layers], s.heads_keep, s.ffn_keep)
         if s.rank:
             svd = svd or embedding.TableSVD(table)
             embedding.factorise_word_embeddings(model, t.family, s.rank, svd)
@@ -528,9 +527,9 @@ def _search_shape(ctx, teacher, settings, setup, score, importance, reporter, di
         smallest = (min(timed_ones, key=lambda s: s.latency_ms) if timed_ones
                     else min(measured, key=lambda s: s.estimated_mb))
         detail = f"about {smallest.estimated_mb:.1f} MB" + (f", {smallest.latency_ms:.2f} ms" if smallest.latency_ms else "")
-        flags = " ".join(x for x in (f"--max-mb {max_mb:g}" if max_mb else f"[budget] max_size_mb {size_limit:g}",
-                                     f"--max-latency-ms {settings['max_latency_ms']:g}" if settings.get("max_latency_ms") else "",
-                                     f"--min-speedup {speedup:g} (the teacher took {teacher_ms:.2f} ms)" if speedup else "") if x)
+        flags = ("" if max_mb else f"[budget] max_size_mb {size_limit:g} ") \
+            + shape_search.budget_flags(max_mb, settings.get("max_latency_ms"), speedup) \
+            + (f" (the teacher took {teacher_ms:.2f} ms)" if speedup else "")  # --min-speedup comes last
         raise ModelError(f"{flags}: no student shape fits (the smallest, {smallest.layers} layer(s), "
                          f"{_width_text(smallest)}, embedding rank {smallest.rank}, is {detail})")
     # The best after the short distillation; untrained scores only rank shapes that were not distilled.
@@ -583,15 +582,26 @@ def _width_text(s) -> str:
     return f"{s.heads_keep:.0%} of heads, {s.ffn_keep:.0%} of FFN"
 
 
-def _importance(model, setup, ids, targets) -> tuple:
-    """Taylor importance of heads and FFN neurons (student/prune.py) of an untrained candidate."""
-    batches = [list(range(i, min(i + 32, len(ids)))) for i in range(0, len(ids), 32)]
+def _importance(model, setup, ids, targets, batches) -> tuple:
+    """Taylor importance (student/prune.py) of `model`'s heads and FFN neurons for the distillation loss
+    on `batches` (lists of row indices into `ids` and `targets`)."""
 
     def loss_fn(m, index, head_mask):
         out = train.forward(m, setup, *train.collate(ids, index), head_mask=head_mask)
         return train.loss_terms(setup, out, {k: v[index] for k, v in targets.items()})
 
     return prune.importance_scores(model, setup.family, batches, loss_fn)
+
+
+def _prune_to(model, family: str, scores: tuple, heads_keep: float, ffn_keep: float) -> dict:
+    """Keep the shares `heads_keep` of heads and `ffn_keep` of FFN neurons with the highest `scores`."""
+    head_scores, ffn_scores = scores
+    n_heads, width = head_scores.shape[1], ffn_scores.shape[1]
+    heads_kept, ffn_kept = prune.keep_count(n_heads, heads_keep), prune.keep_count(width, ffn_keep)
+    removed = prune.prune_attention_heads(model, family, head_scores, heads_kept)
+    prune.prune_ffn_neurons(model, family, ffn_scores, ffn_kept)
+    return {"heads_kept": heads_kept, "heads_of": n_heads, "heads_removed": removed, "ffn_kept": ffn_kept, "ffn_of": width,
+            "method": "gradient x activation (Taylor), uniform per layer"}
 
 
 def _choice_record(ranked: list, teacher_layers: int, task: str) -> dict:
@@ -619,22 +629,10 @@ def _freeze_embedding_table(student, family: str) -> None:
 
 
 def _prune(student, setup, ids, targets, settings, seed, bar) -> dict:
-    family = setup.family
     batches = train.make_batches(ids, settings["batch_size"], seed, epoch=99)[:SCORING_BATCHES]
-
-    def loss_fn(model, index, head_mask):
-        out = train.forward(model, setup, *train.collate(ids, index), head_mask=head_mask)
-        return train.loss_terms(setup, out, {k: v[index] for k, v in targets.items()})
-
-    head_scores, ffn_scores = prune.importance_scores(student, family, batches, loss_fn)
+    scores = _importance(student, setup, ids, targets, batches)
     bar.advance(SCORING_BATCHES * settings["batch_size"])
-    n_heads, width = head_scores.shape[1], ffn_scores.shape[1]
-    heads_keep = prune.keep_count(n_heads, settings["heads_keep"])
-    ffn_keep = prune.keep_count(width, settings["ffn_keep"])
-    removed = prune.prune_attention_heads(student, family, head_scores, heads_keep)
-    prune.prune_ffn_neurons(student, family, ffn_scores, ffn_keep)
-    return {"heads_kept": heads_keep, "heads_of": n_heads, "heads_removed": removed, "ffn_kept": ffn_keep, "ffn_of": width,
-            "method": "gradient x activation (Taylor), uniform per layer"}
+    return _prune_to(student, setup.family, scores, settings["heads_keep"], settings["ffn_keep"])
 
 
 @torch.no_grad()

@@ -92,6 +92,13 @@ def estimate_mb(d: Dimensions, layers: int, rank: int, embedding_bits: int = 8) 
     return round(total * SIZE_MARGIN / 1e6, 3)
 
 
+def budget_flags(max_mb=None, max_latency_ms=None, min_speedup=None) -> str:
+    """The search's budgets as the command line gives them (`--max-mb 8 --min-speedup 3`), for messages
+    and the report."""
+    given = (("--max-mb", max_mb), ("--max-latency-ms", max_latency_ms), ("--min-speedup", min_speedup))
+    return " ".join(f"{flag} {value:g}" for flag, value in given if value)
+
+
 def widths(d: Dimensions, prune: bool) -> list[tuple[float, float]]:
     """(heads kept, FFN kept) pairs to try: the profile's own, and with `prune` the HEAD_KEEPS x FFN_KEEPS grid."""
     grid = [(h, f) for h in HEAD_KEEPS for f in FFN_KEEPS] if prune else []
@@ -174,11 +181,11 @@ def onnx_latency_ms(head, task: str, spec, seq: int, threads: int = 1, reps: int
     from pathlib import Path
 
     import numpy as np
-    import onnxruntime as ort
 
     from ..export import export_onnx
     from ..measure.latency import summary, time_calls
     from ..quant.quantize import quantize_file
+    from ..runtime.edgepack_runtime import _OnnxBackend  # the session a bundle's runtime opens
 
     if spec.mode == "static-int8":
         spec = replace(spec, mode="dynamic-int8", full_integer=False)
@@ -186,10 +193,8 @@ def onnx_latency_ms(head, task: str, spec, seq: int, threads: int = 1, reps: int
         fp32, quantised = Path(tmp) / "fp32.onnx", Path(tmp) / "model.onnx"
         export_onnx(head, fp32, task)
         quantize_file(fp32, quantised, "onnx", spec)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = threads, 1, 3
-        session = ort.InferenceSession(str(quantised), so, providers=["CPUExecutionProvider"])
+        backend = _OnnxBackend(quantised, {}, threads)
     rows = int(getattr(head.model.config, "vocab_size", 0) or 2)
     ids = (np.arange(seq, dtype=np.int64) % (rows - 1) + 1)[None, :]  # which ids does not change the cost
-    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
-    return float(summary(time_calls(lambda: session.run(None, feed), reps))["p50_ms"])
+    mask = np.ones_like(ids)
+    return float(summary(time_calls(lambda: backend.run(ids, mask), reps))["p50_ms"])
