@@ -212,12 +212,12 @@ def test_real_default_bundle_has_one_file_per_format_and_every_signature_passes(
     assert sorted(p.name for p in real_bundle_ro.glob("model.*")) == ["model.onnx", "model.tflite"]
     m = manifest(real_bundle_ro)
     [art] = [a for a in m["artifacts"] if a["format"] == "tflite"]
-    assert [s["name"] for s in art["signatures"]] == ["seq32", "seq64", "seq128"]
+    assert [s["name"] for s in art["signatures"]] == ["seq16", "seq32", "seq64", "seq128"]
     result = check_bundle(real_bundle_ro)
     assert result.passed, [c for c in result.cases if not c.passed]
     ran = [c.name for c in result.cases if c.name.startswith("tflite: golden")]
     assert sum(len(case["expected"]["tflite"]) for case in m["golden"]) == len(ran)
-    assert {name.rsplit(" ", 1)[1] for name in ran} == {"seq32", "seq64", "seq128"}
+    assert {name.rsplit(" ", 1)[1] for name in ran} == {"seq16", "seq32", "seq64", "seq128"}
 
 
 
