@@ -535,7 +535,7 @@ def markdown(result: dict) -> str:
             f"student {s['description']} (teacher layers {s.get('teacher_layers_kept')}, {layer_choice(s.get('layer_choice'))}); "
             + (f"shape search: the teacher timed at {s['shape_search']['latency']['teacher_ms']:.3f} ms, so a budget of "
                f"{s['shape_search']['latency_budget_ms']:.3f} ms; the chosen shape at {s['shape_search']['chosen']['latency_ms']} ms "
-               "(ONNX, 32 tokens, untrained candidates); "
+               f"(ONNX, {s['shape_search']['latency'].get('tokens', 32)} tokens, untrained candidates); "
                if (s.get("shape_search") or {}).get("latency") else "")
             + 
             f"distilled on {dist.get('distilled_texts'):,} texts, a sample of {dist.get('texts'):,} training texts"
