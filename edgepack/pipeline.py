@@ -12,7 +12,7 @@ from .config import BuildOptions
 from .context import BuildContext
 from .publish import staged_output
 from .stages import assemble, bundle, data, export, fallback, measure, quantize, student, teacher, validate
-from .targets import load_target
+from .targets import load_target, with_max_mb
 
 STAGES = (
     ("load teacher", teacher.run),
@@ -29,7 +29,7 @@ STAGES = (
 
 
 def build(options: BuildOptions) -> BuildContext:
-    target = load_target(options.target)
+    target = with_max_mb(load_target(options.target), options.max_mb)
     out = options.out_dir(target.name)
     with staged_output(out, options.force) as staging:
         ctx = BuildContext(options=options, target=target, work_dir=work_dir(options.cache_dir), staging_dir=staging, out_dir=out)

@@ -313,6 +313,16 @@ def parse_target(text: str, source: str) -> TargetProfile:
     )
 
 
+def with_max_mb(target: TargetProfile, max_mb: float | None) -> TargetProfile:
+    """`--max-mb` is the user's size budget, so the gate holds every model file to it too (the smaller of it
+    and the profile's max_size_mb). The shape search picks from size estimates, which miss what a format adds
+    (a .tflite stores each signature's graph and quantisation parameters), and a file over the budget the user
+    gave must fail the build, not ship."""
+    if not max_mb or max_mb >= target.budget.max_size_mb:
+        return target
+    return dataclasses.replace(target, budget=dataclasses.replace(target.budget, max_size_mb=max_mb))
+
+
 def _check_student(spec: StudentSpec, where: str, source: str) -> None:
     if spec.strategy not in ("teacher", "distil"):
         raise TargetError(f"{source}: '{where}.strategy' must be 'teacher' or 'distil'")

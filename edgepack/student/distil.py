@@ -186,10 +186,16 @@ def _size_inputs(ctx: BuildContext) -> dict:
     latencies depend on the machine too, which no key can name: a cached student is re-used as it is."""
     q = ctx.target.quantize
     out = {"embedding_bits": q.embedding_bits, "embedding_block_size": q.embedding_block_size, "mode": q.mode}
-    out["search"] = 2  # the search with heads/FFN widths and short probe distillations (2026-11-28)
+    out["search"] = 3  # 2: heads/FFN widths and short probe distillations; 3: size estimates count the signatures
+    out["signatures"] = _signatures(ctx)
     if ctx.options.max_latency_ms or ctx.options.min_speedup:
         out.update(spec=repr(q), seq=min(ctx.target.sequence_buckets), threads=ctx.target.threads)
     return out
+
+
+def _signatures(ctx: BuildContext) -> int:
+    """Signatures in the largest file the size estimate must fit: a .tflite holds one per sequence bucket."""
+    return len(ctx.target.sequence_buckets) if "tflite" in ctx.target.formats else 1
 
 
 def held_out_split(texts: list[str], labels) -> tuple[list[str], list, list[str], list]:
@@ -470,7 +476,8 @@ def _search_shape(ctx, teacher, settings, setup, score, importance, reporter, di
     # Without --max-mb, the profile's size gate still bounds the files, at the profile's embedding rank.
     size_limit = max_mb or ctx.target.budget.max_size_mb
     shapes = shape_search.candidates(dims, n, size_limit, q.embedding_bits, q.embedding_block_size,
-                                     widths_tried=widths, ranks=None if max_mb else (settings["embedding_rank"],))
+                                     widths_tried=widths, ranks=None if max_mb else (settings["embedding_rank"],),
+                                     signatures=_signatures(ctx))
     seq, threads = min(ctx.target.sequence_buckets), ctx.target.threads
     subsets, scores_of, svd = {}, {}, None
     table = layers.word_embeddings(teacher, t.family).weight.data

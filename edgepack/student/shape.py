@@ -26,11 +26,20 @@ from dataclasses import asdict, dataclass, replace
 # Factorised ranks tried, largest first; 0 (the full table) is tried before them.
 RANKS = (256, 192, 160, 128, 112, 96, 80, 64, 48, 32)
 # int8 weights carry a scale per output channel, 4-bit blocks a scale per 32 values, and the files their
-# own structure. Checked on MiniLM: the teacher in int8 is estimated at 23.1 MB (ONNX file 23.0 MB), the
-# default student (3 layers, rank 128, int4 table) at 8.36 MB (TFLite 8.3 MB, ONNX 8.1 MB); the size gate
-# still checks the real files.
+# own structure. Checked on MiniLM: the teacher in int8 is estimated at 22.97 MB (ONNX file 23.0 MB), the
+# default student (3 layers, rank 96, int4 table) at 7.47 MB for one signature (ONNX 7.44 MB) and 7.93 MB
+# for four (TFLite 7.87 MB), the 2-layer one at 5.97 MB for four (TFLite 5.85 MB); the size gate still
+# checks the real files, against --max-mb too.
 SIZE_MARGIN = 1.0
 FIXED_OVERHEAD_BYTES = 60_000
+# What the files add per layer beyond its tensors (node and tensor entries): a tiny 3-layer test model's
+# int8 ONNX is 0.134 MB where the tensors above come to 0.11 MB.
+GRAPH_BYTES_PER_LAYER = 8_000
+# A .tflite repeats each signature's graph and quantisation parameters; only the weights are stored once.
+# Measured on MiniLM: a fourth signature added 0.19 MB to the 3-layer default and 0.13 MB to 2 layers,
+# about 18 bytes per quantised output channel; 15 per channel and signature, with the graph bytes above,
+# puts the default's estimate at 7.93 MB against its 7.87 MB file (ONNX 7.44 MB).
+TFLITE_SIGNATURE_BYTES_PER_CHANNEL = 15
 # Widths tried (shares of attention heads and of FFN neurons kept, every layer alike). Pruning makes
 # every layer cheaper, which only a latency budget needs: on MiniLM, 3-layer students pruned to 8 heads /
 # FFN 768 or 6 heads / FFN 512 reached 94.3% / 93.0% of the teacher's STS-B after training, against
@@ -74,19 +83,25 @@ class Dimensions:
     labels: int  # 0 for an embedding model
 
 
-def estimate_mb(d: Dimensions, layers: int, rank: int, embedding_bits: int = 8) -> float:
+def estimate_mb(d: Dimensions, layers: int, rank: int, embedding_bits: int = 8, signatures: int = 1) -> float:
+    """The largest model file's size in MB: int8 matrices (per-channel scales), the word table at
+    `embedding_bits`, and with `signatures` > 1 a .tflite that repeats each signature's quantisation
+    parameters. The size gate still checks the real files."""
     h = d.hidden
     f = max(1, round(d.ffn * d.ffn_keep))
     attn = max(1, round(h * d.heads_keep))  # pruned heads shrink q/k/v outputs and o's inputs
     weights = 3 * h * attn + attn * h + 2 * h * f
     biases_and_norms = 3 * attn + h + f + h + 4 * h
     channels = 3 * attn + h + f + h  # per-channel scales
-    per_layer = weights + 4 * biases_and_norms + 4 * channels
+    per_layer = (weights + 4 * biases_and_norms + 4 * channels + GRAPH_BYTES_PER_LAYER
+                 + (signatures - 1) * TFLITE_SIGNATURE_BYTES_PER_CHANNEL * channels)
     rows = d.vocab
     width = rank or h
     table = rows * width * embedding_bits / 8 + (rows * width / 32 * 4 if embedding_bits < 8 else rows * 4)
     project = (rank * h + 4 * h) if rank else 0
-    fixed = 4 * (d.positions * h + d.token_types * h + 2 * h)  # position/type tables and the embedding norm
+    # position and type tables in int8 (dynamic quantisation stores them so: counted in float, MiniLM's
+    # estimate was 0.3 MB over its ONNX file), and the embedding norm in float
+    fixed = d.positions * h + d.token_types * h + 4 * 2 * h
     head = (h * h + 4 * h + h * d.labels + 4 * d.labels) if d.labels else 0
     total = layers * per_layer + table + project + fixed + head + FIXED_OVERHEAD_BYTES
     return round(total * SIZE_MARGIN / 1e6, 3)
@@ -107,7 +122,7 @@ def widths(d: Dimensions, prune: bool) -> list[tuple[float, float]]:
 
 
 def candidates(d: Dimensions, teacher_layers: int, max_mb: float, embedding_bits: int = 8, block: int = 32,
-               widths_tried=None, ranks=None) -> list[Shape]:
+               widths_tried=None, ranks=None, signatures: int = 1) -> list[Shape]:
     """Every depth (and width) with the largest rank that fits `max_mb` (or the smallest rank, marked as
     not fitting). Below 8 bits the table is stored in blocks along its width, so a rank must be a
     multiple of `block`. `ranks` restricts the ranks tried (a latency budget alone keeps the profile's)."""
@@ -117,7 +132,7 @@ def candidates(d: Dimensions, teacher_layers: int, max_mb: float, embedding_bits
     for heads_keep, ffn_keep in widths_tried or [(d.heads_keep, d.ffn_keep)]:
         dw = replace(d, heads_keep=heads_keep, ffn_keep=ffn_keep)
         for layers in range(teacher_layers, 0, -1):
-            tried = [Shape(layers, r, estimate_mb(dw, layers, r, embedding_bits), False, heads_keep=heads_keep,
+            tried = [Shape(layers, r, estimate_mb(dw, layers, r, embedding_bits, signatures), False, heads_keep=heads_keep,
                            ffn_keep=ffn_keep) for r in ranks]
             fitting = [s for s in tried if s.estimated_mb <= max_mb]
             out.append(replace(fitting[0], fits=True) if fitting else tried[-1])
