@@ -99,8 +99,8 @@ def estimate_mb(d: Dimensions, layers: int, rank: int, embedding_bits: int = 8, 
     width = rank or h
     table = rows * width * embedding_bits / 8 + (rows * width / 32 * 4 if embedding_bits < 8 else rows * 4)
     project = (rank * h + 4 * h) if rank else 0
-    # position and type tables in int8 (dynamic quantisation stores them so: counted in float, MiniLM's
-    # estimate was 0.3 MB over its ONNX file), and the embedding norm in float
+    # position and type tables in 8 bits, as the ONNX file stores them (counted in float, MiniLM's estimate
+    # was 0.3 MB over that file), and the embedding norm in float
     fixed = d.positions * h + d.token_types * h + 4 * 2 * h
     head = (h * h + 4 * h + h * d.labels + 4 * d.labels) if d.labels else 0
     total = layers * per_layer + table + project + fixed + head + FIXED_OVERHEAD_BYTES
