@@ -129,10 +129,19 @@ class TargetProfile:
     # (each a full StudentSpec: [student] with the table's keys replaced). A classifier distilled from a
     # few thousand short labelled rows over-fits the step budget an embedding student needs.
     student_by_task: dict = field(default_factory=dict, compare=False, hash=False)
+    # [shapes.<task>] sequence_buckets: the buckets a build of that task uses instead. A classifier's file
+    # also carries its head, and a .tflite repeats each signature's graph, so a profile may give a
+    # classifier fewer signatures to keep it under the same size gate.
+    buckets_by_task: dict = field(default_factory=dict, compare=False, hash=False)
 
     def student_for(self, task: str) -> StudentSpec:
         """The [student] settings a build of `task` uses: [student.<task>] where the profile has one."""
         return self.student_by_task.get(task, self.student)
+
+    def for_task(self, task: str) -> TargetProfile:
+        """The profile as a build of `task` uses it: [shapes.<task>]'s buckets where the profile has them."""
+        buckets = self.buckets_by_task.get(task)
+        return dataclasses.replace(self, sequence_buckets=buckets) if buckets else self
 
 
 _TOP_KEYS = {"name", "description", "formats", "default_format", "threads", "layout", "quantize", "shapes", "student",
@@ -255,16 +264,18 @@ def parse_target(text: str, source: str) -> TargetProfile:
     if default_format not in formats:
         raise TargetError(f"{source}: 'default_format' must be one of 'formats'")
     shapes = raw.get("shapes", {})
-    if not isinstance(shapes, dict) or set(shapes) - {"sequence_buckets"}:
-        raise TargetError(f"{source}: unknown key in [shapes] (known: sequence_buckets)")
-    buckets = shapes.get("sequence_buckets", [32, 64, 128])
-    if (
-        not isinstance(buckets, list)
-        or not buckets
-        or any(isinstance(b, bool) or not isinstance(b, int) or b < 4 or b > 4096 for b in buckets)
-        or sorted(set(buckets)) != buckets
-    ):
-        raise TargetError(f"{source}: 'shapes.sequence_buckets' must be increasing whole numbers in 4..4096")
+    if not isinstance(shapes, dict):
+        raise TargetError(f"{source}: [shapes] must be a table")
+    shapes = dict(shapes)
+    buckets_by_task = {}
+    for task in [k for k in shapes if k in TASKS]:
+        table = shapes.pop(task)
+        if not isinstance(table, dict) or set(table) != {"sequence_buckets"}:
+            raise TargetError(f"{source}: [shapes.{task}] takes sequence_buckets only")
+        buckets_by_task[task] = tuple(_buckets(table["sequence_buckets"], f"shapes.{task}", source))
+    if set(shapes) - {"sequence_buckets"}:
+        raise TargetError(f"{source}: unknown key in [shapes] (known: sequence_buckets, {', '.join(TASKS)})")
+    buckets = _buckets(shapes.get("sequence_buckets", [32, 64, 128]), "shapes", source)
     threads = raw.get("threads", 1)
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise TargetError(f"{source}: 'threads' must be a whole number ≥ 1")
@@ -309,8 +320,20 @@ def parse_target(text: str, source: str) -> TargetProfile:
         source=source,
         layout=layout,
         student_by_task=student_by_task,
+        buckets_by_task=buckets_by_task,
         **sections,
     )
+
+
+def _buckets(value, where: str, source: str) -> list[int]:
+    if (
+        not isinstance(value, list)
+        or not value
+        or any(isinstance(b, bool) or not isinstance(b, int) or b < 4 or b > 4096 for b in value)
+        or sorted(set(value)) != value
+    ):
+        raise TargetError(f"{source}: '{where}.sequence_buckets' must be increasing whole numbers in 4..4096")
+    return value
 
 
 def with_max_mb(target: TargetProfile, max_mb: float | None) -> TargetProfile:

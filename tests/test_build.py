@@ -226,3 +226,17 @@ def test_build_without_data_uses_both_builtin_corpora(tiny_model, cache_dir, tmp
     assert "corpus.txt" in provenance["data"] and "general.txt.gz" in provenance["data"]
     assert provenance["data_sha256"] == expected.sha256
     assert ctx.metrics["validation_texts"] == 64
+
+
+def test_a_classifier_build_takes_its_tasks_buckets(tiny_classifier, tiny_labelled_data, tmp_path, cache_dir):
+    """A profile's [shapes.text-classification] replaces the buckets for a classifier build only."""
+    import edgepack
+    from edgepack.testing import tiny_target_toml
+
+    target = tmp_path / "t.toml"
+    target.write_text(tiny_target_toml() + "[shapes.text-classification]\nsequence_buckets = [32]\n", encoding="utf-8")
+    ctx = edgepack.build(target=str(target), model=str(tiny_classifier), data=(str(tiny_labelled_data),),
+                         out=tmp_path / "b", cache_dir=cache_dir)
+    assert ctx.target.sequence_buckets == (32,)
+    [art] = [a for a in json.loads((tmp_path / "b" / "edgepack.json").read_text())["artifacts"] if a["format"] == "tflite"]
+    assert art["signatures"] == [{"name": "seq32", "sequence_length": 32}]

@@ -73,3 +73,26 @@ def test_a_student_table_per_task_replaces_only_its_keys_for_that_task():
 def test_bad_per_task_student_tables_name_the_key(table, message):
     with pytest.raises(TargetError, match=message):
         parse_target('name = "x"\nformats = ["onnx"]\n[student]\nstrategy = "distil"\n' + table, "x.toml")
+
+
+def test_a_shapes_table_per_task_gives_that_task_its_own_buckets():
+    """[shapes.text-classification]: android-arm64's classifier keeps seq32/64/128, because its head made the
+    four-signature .tflite 8.1 MB, over the profile's 8 MB gate (the embedding student's is 7.87 MB)."""
+    p = parse_target('name = "x"\nformats = ["tflite"]\n[shapes]\nsequence_buckets = [16, 32, 64]\n'
+                     '[shapes.text-classification]\nsequence_buckets = [32, 64]\n', "x.toml")
+    assert p.sequence_buckets == (16, 32, 64)
+    assert p.for_task("sentence-embedding") is p
+    assert p.for_task("text-classification").sequence_buckets == (32, 64)
+    android = load_target("android-arm64")
+    assert android.sequence_buckets == (16, 32, 64, 128)
+    assert android.for_task("text-classification").sequence_buckets == (32, 64, 128)
+
+
+@pytest.mark.parametrize("table, message", [
+    ("[shapes.text-classification]\nsequence_buckets = [64, 32]\n", "'shapes.text-classification.sequence_buckets' must be increasing"),
+    ("[shapes.text-classification]\ncolour = 1\n", r"\[shapes.text-classification\] takes sequence_buckets only"),
+    ("[shapes.fill-mask]\nsequence_buckets = [32]\n", r"unknown key in \[shapes\]"),
+])
+def test_bad_per_task_shapes_tables_name_the_key(table, message):
+    with pytest.raises(TargetError, match=message):
+        parse_target('name = "x"\nformats = ["onnx"]\n' + table, "x.toml")

@@ -10,4 +10,6 @@ from ..teacher import resolve_teacher
 
 def run(ctx: BuildContext) -> BuildContext:
     o = ctx.options
-    return dataclasses.replace(ctx, teacher=resolve_teacher(o.model, o.task, o.allow_pickle))
+    teacher = resolve_teacher(o.model, o.task, o.allow_pickle)
+    # the task is known from here on: a profile's [shapes.<task>] buckets apply to the rest of the build
+    return dataclasses.replace(ctx, teacher=teacher, target=ctx.target.for_task(teacher.task))
