@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .context import BuildContext
+from .measure.tokenization import unk_token
 from .runtime.edgepack_runtime import FORMAT_VERSION, MANIFEST, load_bundle, sha256_file
 
 TOOLS = ("edgepack", "torch", "transformers", "tokenizers", "onnx", "onnxruntime", "litert-torch", "ai-edge-quantizer", "ai-edge-litert", "executorch", "torchao", "numpy")
@@ -54,9 +55,7 @@ def tokenizer_facts(tokenizer_json: Path) -> dict:
     # Unigram keeps [piece, score] pairs in id order; WordPiece and BPE a {token: id} map.
     ids = {tok[0]: i for i, tok in enumerate(vocab)} if isinstance(vocab, list) else dict(vocab)
     ids.update({a["content"]: a["id"] for a in spec.get("added_tokens") or []})
-    unk = model.get("unk_token", "[UNK]")
-    if model.get("type") == "Unigram":
-        unk = vocab[model["unk_id"]][0] if model.get("unk_id") is not None else None
+    unk = unk_token(spec)
     cls_id, sep_id = _special_ids(spec, ids)
     pad = (spec.get("padding") or {}).get("pad_token") or next((t for t in ("[PAD]", "<pad>") if t in ids), None)
     return {

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edgepack.data import builtin_corpus, builtin_texts, general_corpus, load_file, load_texts, split
+from edgepack.data import builtin_corpus, builtin_texts, captions_corpus, general_corpus, load_file, load_texts, split
 from edgepack.errors import DataError
 
 
@@ -127,6 +127,7 @@ def test_builtin_corpus_is_offline_and_clean():
 REPO = Path(__file__).resolve().parents[1]
 CORPUS_MD = REPO / "edgepack" / "data" / "CORPUS.md"
 GENERAL_SHA256 = "edbb5a0a5cbebdd7fc7652d46071dff8d1cc91e3306a38a42764a228a37ba86e"  # of general.txt, CORPUS.md
+CAPTIONS_SHA256 = "9e8c34e99719d477dfd049820ca7f3cd59977d19e76de5cf2c6819706330fc39"  # of the captions' text, CORPUS.md
 
 
 def _summary_rows() -> dict[str, list[str]]:
@@ -171,7 +172,7 @@ def test_package_data_ships_the_corpora_and_their_notices():
     config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
     patterns = config["tool"]["setuptools"]["package-data"]["edgepack.data"]
     assert "edgepack.data" in config["tool"]["setuptools"]["packages"]
-    for name in ("corpus.txt", "general.txt.gz", "CORPUS.md"):
+    for name in ("corpus.txt", "general.txt.gz", "captions.txt.gz", "CORPUS.md"):
         assert (REPO / "edgepack" / "data" / name).is_file(), name
         assert any(fnmatch.fnmatch(name, p) for p in patterns), (name, patterns)
     # the builder is a repository tool, not package code
@@ -188,6 +189,23 @@ def test_general_corpus_gzip_is_byte_reproducible():
     assert buf.getvalue() == raw
 
 
+def test_captions_are_the_generators_output_byte_for_byte(tmp_path):
+    """captions.txt.gz is what tools/corpus/build_captions.py writes: the same lines, the same gzip bytes
+    (mtime 0, no file name), and CORPUS.md records the text's sha256."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_captions", REPO / "tools" / "corpus" / "build_captions.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    captions = captions_corpus()
+    assert len(captions) == tool.LINES == len(set(captions)) == 12_000
+    assert all(line == line.strip() and 2 <= len(line.split()) <= 25 for line in captions)
+    assert tool.main(100) == captions[:100]  # the first lines of a run do not depend on its length
+    sha = tool.write(tool.main(tool.LINES), tmp_path / "captions.txt.gz")
+    assert sha == CAPTIONS_SHA256 and CAPTIONS_SHA256 in CORPUS_MD.read_text(encoding="utf-8")
+    assert (tmp_path / "captions.txt.gz").read_bytes() == (REPO / "edgepack" / "data" / "captions.txt.gz").read_bytes()
+
+
 def test_builtin_text_holds_out_the_project_corpus_slice_and_trains_on_both():
     texts = builtin_texts(seed=0)
     project = builtin_corpus()
@@ -196,8 +214,8 @@ def test_builtin_text_holds_out_the_project_corpus_slice_and_trains_on_both():
     assert len(texts.validation) == 64 and set(texts.validation) <= set(project)
     train = set(texts.train)
     assert len(train) == len(texts.train) and not train & set(texts.validation)
-    general = set(general_corpus())
-    assert len(train & general) == len(general) and len(train - general) == len(project) - 64
-    assert "corpus.txt" in texts.source and "general.txt.gz" in texts.source
+    general, captions = set(general_corpus()), set(captions_corpus())
+    assert general <= train and captions <= train and len(train - general - captions) == len(project) - 64
+    assert all(s in texts.source for s in ("corpus.txt", "general.txt.gz", "captions.txt.gz"))
     assert len(texts.sha256) == 64 and builtin_texts(seed=0) == texts
     assert builtin_texts(seed=1).validation != texts.validation

@@ -306,6 +306,22 @@ def test_max_mb_build_picks_a_fitting_shape_and_reports_the_table(session_dir, d
     assert "Shape search" in (tmp_path / "b" / "report.md").read_text()
 
 
+def test_max_mb_above_the_profiles_gate_searches_under_the_gate(session_dir, deep_tiny, distil_data, tmp_path):
+    """`--max-mb 50` on a profile whose gate is 0.11 MB: the search keeps to 0.11 MB. It searched up to 50,
+    picked the 0.13 MB 4-layer shape, and the gate then failed the build."""
+    target = tmp_path / "t.toml"
+    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,), min_cosine_vs_student=0.95, max_size_mb=0.11)
+                      + FULL_VOCAB_STUDENT.replace("embedding_rank = 8", "embedding_rank = 0"), encoding="utf-8")
+    ctx = edgepack.build(target=str(target), model=str(deep_tiny), data=(str(distil_data),), out=tmp_path / "b",
+                         cache_dir=session_dir / "fidelity-cache", max_mb=50)
+    search = ctx.student.info["shape_search"]
+    assert search["size_limit_mb"] == 0.11 and search["chosen"]["estimated_mb"] <= 0.11
+    result = cli_build(tmp_path, tiny_target_toml(formats=("onnx",), buckets=(16,), max_size_mb=0.05) + FULL_VOCAB_STUDENT,
+                       deep_tiny, distil_data, "--max-mb", "50", cache_dir=session_dir / "fidelity-cache")
+    assert result.exit_code == 2, result.output  # and a no-fit line names the limit that bound it, not --max-mb 50
+    assert "[budget] max_size_mb 0.05: no student shape fits" in result.output and "Traceback" not in result.output
+
+
 def test_max_mb_is_a_gate_too_when_the_estimate_misses(deep_tiny, distil_data, tmp_path, monkeypatch):
     """`--max-mb` is the user's size budget: a file over it fails the build in one line (exit 1, --out left
     alone), even when the shape search's estimate said the shape fits. Here every estimate says 0.01 MB."""

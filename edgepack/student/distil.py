@@ -473,8 +473,11 @@ def _search_shape(ctx, teacher, settings, setup, score, importance, reporter, di
     widths = shape_search.widths(dims, prune=timed)
     if any(step == "head pruning" for step, _ in fam.cannot):
         widths = [w for w in widths if w[0] >= 1] or [(1.0, dims.ffn_keep)]
-    # Without --max-mb, the profile's size gate still bounds the files, at the profile's embedding rank.
-    size_limit = max_mb or ctx.target.budget.max_size_mb
+    # The profile's size gate bounds the files whatever --max-mb says: pipeline.build has already made it
+    # the smaller of the two (targets.with_max_mb), so a --max-mb above the gate cannot pick a shape that the
+    # gate then fails. Without --max-mb the profile's embedding rank is kept.
+    size_limit = ctx.target.budget.max_size_mb
+    by_gate = not max_mb or size_limit < max_mb  # which limit a no-fit line names
     shapes = shape_search.candidates(dims, n, size_limit, q.embedding_bits, q.embedding_block_size,
                                      widths_tried=widths, ranks=None if max_mb else (settings["embedding_rank"],),
                                      signatures=_signatures(ctx))
@@ -512,7 +515,7 @@ def _search_shape(ctx, teacher, settings, setup, score, importance, reporter, di
             # --min-speedup X: the teacher's time, measured just now beside the candidates, divided by X
             max_ms = min(settings.get("max_latency_ms") or float("inf"), teacher_ms / speedup if speedup else float("inf"))
             shapes = shape_search.deepest_within(shapes, latency, max_ms)
-    what = " and ".join(x for x in (f"{max_mb:g} MB" if max_mb else "", f"{max_ms:.3g} ms" if max_ms else "") if x)
+    what = " and ".join(x for x in (f"{size_limit:g} MB" if max_mb else "", f"{max_ms:.3g} ms" if max_ms else "") if x)
     measured, choices = [], {}
     with reporter.task(f"searching student shapes under {what}", total=len(shapes)) as bar:
         for s in shapes:
@@ -534,8 +537,8 @@ def _search_shape(ctx, teacher, settings, setup, score, importance, reporter, di
         smallest = (min(timed_ones, key=lambda s: s.latency_ms) if timed_ones
                     else min(measured, key=lambda s: s.estimated_mb))
         detail = f"about {smallest.estimated_mb:.1f} MB" + (f", {smallest.latency_ms:.2f} ms" if smallest.latency_ms else "")
-        flags = ("" if max_mb else f"[budget] max_size_mb {size_limit:g} ") \
-            + shape_search.budget_flags(max_mb, settings.get("max_latency_ms"), speedup) \
+        flags = " ".join(x for x in (f"[budget] max_size_mb {size_limit:g}" if by_gate else "",
+                                     shape_search.budget_flags(None if by_gate else max_mb, settings.get("max_latency_ms"), speedup)) if x) \
             + (f" (the teacher took {teacher_ms:.2f} ms)" if speedup else "")  # --min-speedup comes last
         raise ModelError(f"{flags}: no student shape fits (the smallest, {smallest.layers} layer(s), "
                          f"{_width_text(smallest)}, embedding rank {smallest.rank}, is {detail})")
