@@ -112,3 +112,23 @@ def test_plain_eta_follows_the_recent_speed():
             bar.advance(1)
     periodic = [line for line in out.getvalue().splitlines() if "ETA" in line]
     assert periodic[-1] == "[1:00]   distilling: 1059/1100 (96.3%), elapsed 1:00, ETA 0:41"  # the average would say 0:03
+
+
+def test_a_distilling_build_logs_the_teacher_pass_and_the_steps_as_separate_tasks(deep_tiny, distil_data, tmp_path):
+    """One task over texts + steps sat at 95% for most of a real build (the teacher's pass is fast per text,
+    the steps slow). The steps are their own task now, counted to the profile's steps."""
+    from edgepack.testing import tiny_target_toml
+
+    target = tmp_path / "t.toml"
+    target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,), min_cosine_vs_student=0.9)
+                      + '[student]\nstrategy = "distil"\nlayers = 2\nsteps = 12\neval_every = 4\nbatch_size = 8\n')
+    result = CliRunner().invoke(main, ["build", "--target", str(target), "--model", str(deep_tiny), "--data", str(distil_data),
+                                       "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    teacher = [line for line in lines if "teacher outputs for " in line]
+    steps = [line for line in lines if "-layer student on " in line and ", steps: " in line]
+    assert teacher and steps and lines.index(teacher[-1]) < lines.index(steps[0])
+    n = int(teacher[0].split("teacher outputs for ")[1].split()[0])
+    assert f": done {n}/{n} (100.0%)" in teacher[-1]
+    assert steps[0].endswith(": started (0/12)") and ": done 12/12 (100.0%)" in steps[-1]

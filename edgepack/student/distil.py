@@ -269,29 +269,25 @@ def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings
     settings_used = dict(settings, heads_keep=shape["heads_keep"], ffn_keep=shape["ffn_keep"])
     has_pruning = settings_used["heads_keep"] < 1 or settings_used["ffn_keep"] < 1
     phases = budget.split((0.5, 0.5)) if has_pruning else [budget]
-    desc = f"distilling {len(shape['layers'])}-layer student on {len(all_texts)} texts"
-    scoring = SCORING_BATCHES * settings["batch_size"] if has_pruning else 0
-    total = None if budget.seconds else len(all_texts) + sum(p.steps for p in phases) + scoring  # time: no fixed end
-    with reporter.task(desc, total=total) as bar:
-        cache_key = train.teacher_cache_key(teacher_hash, setup, all_texts)
-        targets_path = ctx.work_dir / f"teacher-outputs-{cache_key}" / "outputs.safetensors"
-        counted = [0]
-
-        def tick(n):
-            counted[0] += n
-            bar.advance(n)
-
+    # Two progress tasks, not one: the teacher's pass is fast per text and the steps are slow, so one bar over
+    # texts + steps sat at 95% for most of the build. A cache hit skips the first.
+    cache_key = train.teacher_cache_key(teacher_hash, setup, all_texts)
+    targets_path = ctx.work_dir / f"teacher-outputs-{cache_key}" / "outputs.safetensors"
+    with reporter.task(f"teacher outputs for {len(all_texts)} distillation texts", total=len(all_texts)) as bar:
         if is_main_process():
             targets = train.cached_teacher_outputs(
-                ctx.work_dir, cache_key, lambda: train.teacher_outputs(teacher, setup, teacher_ids, on_batch=tick)
+                ctx.work_dir, cache_key, lambda: train.teacher_outputs(teacher, setup, teacher_ids, on_batch=bar.advance)
             )
         accel.wait_for_everyone()
         if not is_main_process():
             from safetensors.torch import load_file
 
             targets = load_file(str(targets_path))
-        bar.advance(len(all_texts) - counted[0])  # a cache hit skips the teacher pass
-
+        bar.update(completed=len(all_texts))  # a cache hit skips the pass
+    desc = f"distilling {len(shape['layers'])}-layer student on {len(all_texts)} texts, steps"
+    scoring = SCORING_BATCHES * settings["batch_size"] if has_pruning else 0
+    total = None if budget.seconds else sum(p.steps for p in phases) + scoring  # time: no fixed end
+    with reporter.task(desc, total=total) as bar:
         student = layers.layer_subset(teacher, t.family, shape["layers"])
         layers.truncate_positions(student, t.family, settings["positions"])
         if vocab_plan is not None:
