@@ -113,9 +113,11 @@ PLACES = ["on the beach", "in a kitchen", "in the park", "on a stage", "in front
 def cap(s: str) -> str:
     return s[0].upper() + s[1:]
 
+
 def sentence(rng: random.Random) -> str:
     """One sentence: mostly "<subject> is/are <doing> [<place>].", with present-tense, negated ("There is no
-    man ...", "... is not ..."), caption-style lowercase ("man playing a guitar on a stage") and two-subject forms."""
+    man ...", "... is not ..."), caption-style lowercase ("man playing a guitar on a stage") and two-subject
+    forms. Negations matter: similarity sets pair a sentence with its negation, and the teacher scores them apart."""
     animal = rng.random() < 0.25
     subj = rng.choice(ANIMALS if animal else PEOPLE)
     acts = ANIMAL_ACTS if animal else PEOPLE_ACTS
@@ -126,22 +128,24 @@ def sentence(rng: random.Random) -> str:
     if rng.random() < 0.2:
         s += " " + rng.choice(ANIMAL_MODS if animal else MODS)
     place = (" " + rng.choice(PLACES)) if rng.random() < 0.45 else ""
+    article, _, rest = s.partition(" ")
+    has_article = article in ("a", "an", "the")
     r = rng.random()
     if r < 0.58:
         text = f"{cap(s)} {be} {ger}{place}."
     elif r < 0.68 and not plural:
         text = f"{cap(s)} {pres}{place}."
     elif r < 0.76:
-        bare = s.split(" ", 1)[1] if s.split(" ", 1)[0] in ("a", "an", "the") else s
-        text = f"There {be} no {bare} {ger}{place}." if s.split(" ", 1)[0] in ("a", "an", "the") else f"{cap(s)} {be} not {ger}{place}."
+        text = f"There {be} no {rest} {ger}{place}." if has_article else f"{cap(s)} {be} not {ger}{place}."
     elif r < 0.82:
         text = f"{cap(s)} {be} not {ger}{place}."
     elif r < 0.9:
-        text = f"{s.split(' ', 1)[-1] if s.split(' ', 1)[0] in ('a', 'an', 'the') else s} {ger}{place}"
+        text = f"{rest if has_article else s} {ger}{place}"
     else:
         other = rng.choice(PEOPLE if not animal else ANIMALS)[0]
         text = f"{cap(s)} and {other} are {ger}{place}."
     return text
+
 
 def main(n: int, seed: int = SEED) -> list[str]:
     """`n` distinct sentences; the first n of a longer run are the same lines."""
