@@ -110,6 +110,7 @@ PLACES = ["on the beach", "in a kitchen", "in the park", "on a stage", "in front
           "on the sidewalk", "in the backyard", "at the zoo", "on a bridge", "in a market", "at the station",
           "in a garden", "on a farm", "in the water", "on the grass", "in a living room", "at the beach"]
 
+
 def cap(s: str) -> str:
     return s[0].upper() + s[1:]
 
