@@ -206,7 +206,7 @@ def test_captions_are_the_generators_output_byte_for_byte(tmp_path):
     assert (tmp_path / "captions.txt.gz").read_bytes() == (REPO / "edgepack" / "data" / "captions.txt.gz").read_bytes()
 
 
-def test_builtin_text_holds_out_the_project_corpus_slice_and_trains_on_both():
+def test_builtin_text_holds_out_the_project_corpus_slice_and_trains_on_the_rest():
     texts = builtin_texts(seed=0)
     project = builtin_corpus()
     # the validation slice is the one drawn before the general corpus existed: same seed, same 64 texts
