@@ -209,7 +209,7 @@ def test_teacher_profile_keeps_every_sentence_above_099(session_dir, cache_dir):
     assert check_bundle(out).passed
 
 
-def test_build_without_data_uses_both_builtin_corpora(tiny_model, cache_dir, tmp_path):
+def test_build_without_data_uses_the_builtin_corpora(tiny_model, cache_dir, tmp_path):
     """No --data: the project's corpus and the general corpus (issue #11); validation stays 64 texts of
     corpus.txt, and the manifest records both sources and the texts' sha256. A tiny teacher-strategy
     build stays fast: only the validation texts go through the models."""

@@ -43,8 +43,7 @@ def general_corpus() -> list[str]:
     """The general-English corpus (issue #11): 52,795 de-duplicated lines from WordNet, State of the
     Union addresses, Austen, Moby-Dick, the CIA World Factbook, the Jargon File, the Devil's Dictionary,
     emoji names and pyjokes. Sources, versions, licences and the notices they require: CORPUS.md."""
-    raw = resources.files("edgepack.data").joinpath("general.txt.gz").read_bytes()
-    return [line.strip() for line in gzip.decompress(raw).decode("utf-8").splitlines() if line.strip()]
+    return _gzipped_lines("general.txt.gz")
 
 
 def captions_corpus() -> list[str]:
@@ -52,7 +51,12 @@ def captions_corpus() -> list[str]:
     running on the beach.") generated from word lists and templates written for this project by
     tools/corpus/build_captions.py (Apache-2.0, as edgepack). The general corpus has almost no text that
     describes a scene, which is much of what apps embed (issue #11: STS-B dev 97.7% -> 98.4% of the teacher)."""
-    raw = resources.files("edgepack.data").joinpath("captions.txt.gz").read_bytes()
+    return _gzipped_lines("captions.txt.gz")
+
+
+def _gzipped_lines(name: str) -> list[str]:
+    """The non-blank lines of a gzipped UTF-8 text shipped beside this module."""
+    raw = resources.files("edgepack.data").joinpath(name).read_bytes()
     return [line.strip() for line in gzip.decompress(raw).decode("utf-8").splitlines() if line.strip()]
 
 

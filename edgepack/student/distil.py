@@ -469,10 +469,10 @@ def _search_shape(ctx, teacher, settings, setup, score, importance, reporter, di
     widths = shape_search.widths(dims, prune=timed)
     if any(step == "head pruning" for step, _ in fam.cannot):
         widths = [w for w in widths if w[0] >= 1] or [(1.0, dims.ffn_keep)]
-    # The profile's size gate bounds the files whatever --max-mb says (pipeline.build has made the gate the
-    # smaller of the two: targets.with_max_mb), so a --max-mb above the gate cannot pick a shape that the
+    # The profile's size gate bounds the files whatever --max-mb says: pipeline.build has already made the gate
+    # the smaller of the two (targets.with_max_mb), so a --max-mb above the gate cannot pick a shape that the
     # gate then fails. Without --max-mb the profile's embedding rank is kept.
-    size_limit = min(max_mb or float("inf"), ctx.target.budget.max_size_mb)
+    size_limit = ctx.target.budget.max_size_mb
     by_gate = not max_mb or size_limit < max_mb  # which limit a no-fit line names
     shapes = shape_search.candidates(dims, n, size_limit, q.embedding_bits, q.embedding_block_size,
                                      widths_tried=widths, ranks=None if max_mb else (settings["embedding_rank"],),
