@@ -95,6 +95,10 @@ class StudentSpec:
     # student vs teacher) beside the pooled one. It runs the teacher on every batch (slower steps) and
     # needs the teacher's tokenizer, so not with vocab_prune. Classifiers already match hidden states.
     token_loss: float = 0.0
+    # The number format of the student's training matrix products: "fp32"; "bf16" (autocast: bfloat16 products,
+    # float32 weights, optimiser and loss); "auto" = bf16 where the hardware has bfloat16 arithmetic (x86
+    # AVX512-BF16 or AMX, a CUDA GPU with bf16), else fp32. Teacher targets and evaluations stay float32.
+    train_precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -356,5 +360,7 @@ def _check_student(spec: StudentSpec, where: str, source: str) -> None:
         raise TargetError(f"{source}: '{where}.layer_choice' must be 'measured' or 'even'")
     if spec.eval_every < 1:
         raise TargetError(f"{source}: '{where}.eval_every' must be at least 1")
+    if spec.train_precision not in ("fp32", "bf16", "auto"):
+        raise TargetError(f"{source}: '{where}.train_precision' must be 'fp32', 'bf16' or 'auto'")
     if spec.token_loss and spec.vocab_prune:
         raise TargetError(f"{source}: '{where}.token_loss' compares tokens with the teacher's, so it needs vocab_prune = false")

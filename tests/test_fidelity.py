@@ -131,7 +131,7 @@ def test_default_style_student_tokenises_exactly_as_the_teacher(full_vocab_build
 # -- distillation never ends worse than it started ---------------------------------------------------
 
 
-def _tiny_distillation(deep_tiny, lr: float, steps: int = 20, noise: float = 0.0):
+def _tiny_distillation(deep_tiny, lr: float, steps: int = 20, noise: float = 0.0, precision: str = "fp32"):
     teacher = load_hf_model(deep_tiny, "sentence-embedding")
     student = layers.layer_subset(teacher, "bert", [0, 3])
     # A random tiny teacher's layers barely move its output: noise gives training something to recover.
@@ -139,7 +139,7 @@ def _tiny_distillation(deep_tiny, lr: float, steps: int = 20, noise: float = 0.0
     with torch.no_grad():
         for p in student.encoder.parameters():
             p.add_(noise * torch.randn(p.shape, generator=gen))
-    setup = train.Setup(task="sentence-embedding", family="bert", pooling="mean", max_length=32)
+    setup = train.Setup(task="sentence-embedding", family="bert", pooling="mean", max_length=32, precision=precision)
     tok = load_tokenizer(tokenizer_spec(deep_tiny))
     texts = [f"{a} and {b}" for a in TINY_SENTENCES for b in TINY_SENTENCES[:4]]
     ids = train.tokenize(tok, texts, 32)
@@ -168,6 +168,84 @@ def test_a_good_learning_rate_improves_and_keeps_the_best_step(deep_tiny):
     start, end, curve = _tiny_distillation(deep_tiny, lr=3e-3, steps=30, noise=0.3)
     assert end > start and curve.best_step > 0
     assert end == pytest.approx(max(s for _, s in curve.evals), abs=1e-5)
+
+
+def test_bf16_training_runs_the_students_products_in_bfloat16_and_still_improves(deep_tiny, monkeypatch):
+    """[student] train_precision = "bf16": the student's forward pass runs under bfloat16 autocast, while its
+    weights (and so what is saved and exported) stay float32, and held-out evaluation runs in float32."""
+    seen = []
+    real = train.forward
+
+    def spy(model, setup, *args, **kwargs):  # the student keeps 2 of the teacher's layers (_tiny_distillation)
+        seen.append((len(model.encoder.layer) == 2, model.training, torch.is_autocast_enabled("cpu")))
+        return real(model, setup, *args, **kwargs)
+
+    monkeypatch.setattr(train, "forward", spy)
+    start, end, curve = _tiny_distillation(deep_tiny, lr=3e-3, steps=30, noise=0.3, precision="bf16")
+    assert end > start and curve.best_step > 0
+    assert {autocast for student, training, autocast in seen if student and training} == {True}  # every training step
+    assert {autocast for student, training, autocast in seen if student and not training} == {False}  # every evaluation
+    assert {autocast for student, _, autocast in seen if not student} == {True}  # the teacher's targets
+    seen.clear()
+    _tiny_distillation(deep_tiny, lr=3e-3, steps=5)  # the default, fp32: no autocast at all
+    assert seen and not any(autocast for *_, autocast in seen)
+
+
+@pytest.mark.parametrize("native,expected", [(True, "bf16"), (False, "fp32")])
+def test_auto_train_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch, native, expected):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert train.bf16_native(cpu) is native
+    assert train.resolve_precision("auto", cpu) == expected
+    assert train.resolve_precision("fp32", cpu) == "fp32" and train.resolve_precision("bf16", cpu) == "bf16"
+
+
+def test_train_precision_is_in_the_settings_the_student_is_cached_under(monkeypatch):
+    """A bf16-trained student is another student: its settings (part of the cache key) say so. float32 adds
+    no key, so students trained before the option keep their cache."""
+    from types import SimpleNamespace
+
+    from edgepack.config import BuildOptions
+    from edgepack.student.distil import plan_settings
+    from edgepack.targets import parse_target
+
+    monkeypatch.setattr(train, "bf16_native", lambda device: True)
+
+    def settings(precision):
+        toml = 'name = "x"\nformats = ["onnx"]\n[student]\nstrategy = "distil"\n' + (f'train_precision = "{precision}"\n' if precision else "")
+        target = parse_target(toml, "x.toml")
+        ctx = SimpleNamespace(target=target, options=BuildOptions(), teacher=SimpleNamespace(task="sentence-embedding", max_length=32))
+        return plan_settings(ctx, teacher_layers=4)
+
+    assert "train_precision" not in settings(None) and "train_precision" not in settings("fp32")
+    assert settings("auto")["train_precision"] == "bf16" == settings("bf16")["train_precision"]
+
+
+def test_bf16_teacher_targets_stay_close_to_float32_and_are_cached_apart(deep_tiny):
+    from edgepack.cache import hash_parts
+
+    teacher = load_hf_model(deep_tiny, "sentence-embedding")
+    fp32 = train.Setup(task="sentence-embedding", family="bert", pooling="mean", max_length=32)
+    bf16 = train.Setup(task="sentence-embedding", family="bert", pooling="mean", max_length=32, precision="bf16")
+    ids = train.tokenize(load_tokenizer(tokenizer_spec(deep_tiny)), list(TINY_SENTENCES), 32)
+    a, b = train.teacher_outputs(teacher, fp32, ids)["embedding"], train.teacher_outputs(teacher, bf16, ids)["embedding"]
+    assert b.dtype == torch.float32 and not torch.equal(a, b)  # really computed in bfloat16 ...
+    assert float(torch.nn.functional.cosine_similarity(a, b, dim=-1).min()) > 0.999  # ... and still the teacher's
+    texts = list(TINY_SENTENCES)
+    assert train.teacher_cache_key("h", fp32, texts) != train.teacher_cache_key("h", bf16, texts)
+    # float32 targets keep the key they had before the option, so existing caches stay valid
+    assert train.teacher_cache_key("h", fp32, texts) == hash_parts("teacher-outputs-v1", "h", "sentence-embedding", "mean", 32, texts)
+
+
+def test_the_report_says_when_the_student_trained_in_bf16():
+    from edgepack.report.markdown import student_markdown
+
+    phase = {"steps": 2, "stopped": "budget", "evals": [[0, 0.5], [2, 0.6]], "best_score": 0.6, "best_step": 2}
+    info = {"distillation": {"distilled_texts": 10, "held_out_texts": 4, "budget": {"steps": 2, "eval_every": 2}, "phases": [phase]}}
+    said = "matrix products in bfloat16"
+    assert said not in "\n".join(student_markdown({**info, "settings": {}}))
+    assert said in "\n".join(student_markdown({**info, "settings": {"train_precision": "bf16"}}))
 
 
 def test_patience_stops_early(deep_tiny):

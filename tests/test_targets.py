@@ -96,3 +96,10 @@ def test_a_shapes_table_per_task_gives_that_task_its_own_buckets():
 def test_bad_per_task_shapes_tables_name_the_key(table, message):
     with pytest.raises(TargetError, match=message):
         parse_target('name = "x"\nformats = ["onnx"]\n' + table, "x.toml")
+
+
+def test_train_precision_must_be_fp32_bf16_or_auto():
+    toml = 'name = "x"\nformats = ["onnx"]\n[student]\nstrategy = "distil"\ntrain_precision = "{}"\n'
+    assert parse_target(toml.format("auto"), "x.toml").student.train_precision == "auto"
+    with pytest.raises(TargetError, match="student.train_precision' must be 'fp32', 'bf16' or 'auto'"):
+        parse_target(toml.format("fp16"), "x.toml")

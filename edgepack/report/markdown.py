@@ -139,8 +139,11 @@ def student_markdown(info: dict) -> list[str]:
         lines += ["", "## Distillation", "",
                   f"{dist.get('distilled_texts', dist.get('texts'))} texts"
                   + (f" ({dist['filled_texts']} of them built-in general text filling a small --data set)" if dist.get("filled_texts") else "")
-                  + f", budget {limit}; held-out score "
-                  f"({dist.get('held_out_texts')} training texts never trained on) every {budget.get('eval_every')} steps. "
+                  + f", budget {limit}"
+                  + ("; the student's matrix products in bfloat16, its weights, optimiser and loss in float32"
+                     if (info.get("settings") or {}).get("train_precision") == "bf16" else "")
+                  + "; held-out score "
+                  + f"({dist.get('held_out_texts')} training texts never trained on) every {budget.get('eval_every')} steps. "
                   "The best checkpoint ships, step 0 included, so distillation never ends worse than it started.", "",
                   "| phase | steps run | stopped by | held-out score at step 0 | best | at step | curve (step: score) |",
                   "|---|---|---|---|---|---|---|"]

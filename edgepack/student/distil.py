@@ -129,6 +129,8 @@ def plan_settings(ctx: BuildContext, teacher_layers: int) -> dict:
         "eval_every": spec.eval_every,
         "patience": spec.patience,
         **({"token_loss": spec.token_loss} if spec.token_loss else {}),  # absent at 0: earlier students keep their cache keys
+        # resolved here, so the cache key tells a bf16-trained student from a float32 one; absent for fp32 (cache keys kept)
+        **({"train_precision": precision} if (precision := train.resolve_precision(spec.train_precision, train.training_device())) != "fp32" else {}),
         "learning_rate": spec.learning_rate,
         "batch_size": spec.batch_size,
         "max_texts": QUICK_MAX_TEXTS if quick else 0,
@@ -212,7 +214,7 @@ def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings
     torch.manual_seed(seed)
     token_weight = settings.get("token_loss", 0.0) if t.task == "sentence-embedding" else 0.0
     setup = train.Setup(task=t.task, family=t.family, pooling=t.pooling, max_length=min(t.max_length, TRAIN_MAX_LENGTH),
-                        token_weight=token_weight)
+                        token_weight=token_weight, precision=settings.get("train_precision", "fp32"))
     teacher = load_hf_model(t.path, t.task, ctx.options.allow_pickle).eval()
     teacher_json = tokenizer_spec(t.path)
     held_texts, held_labels, train_texts, train_labels = held_out_split(texts, labels)

@@ -35,7 +35,7 @@ def accelerator():
 
     # Unused parameters (e.g. BERT's pooler under mean pooling) would stall DDP's gradient sync.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    return Accelerator(cpu=not torch.cuda.is_available(), kwargs_handlers=[ddp])
+    return Accelerator(cpu=training_device().type == "cpu", kwargs_handlers=[ddp])
 
 
 class LocalAccelerator:
@@ -68,6 +68,28 @@ class Setup:
     # last hidden state at every real token ([student] token_loss). It needs the teacher during training
     # (its token states are too large to cache) and the teacher's tokenizer (no vocabulary pruning).
     token_weight: float = 0.0
+    precision: str = "fp32"  # the student's training matrix products: fp32 | bf16 (resolve_precision)
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether `device` multiplies bfloat16 matrices in hardware. On a CPU without AVX512-BF16 or AMX, oneDNN
+    emulates them, which is slower than float32; so "auto" trains in bf16 only where this is True."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, so absent ones count as no
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """[student] train_precision: "auto" becomes bf16 where the hardware has it (bf16_native), else fp32."""
+    if requested == "auto":
+        return "bf16" if bf16_native(device) else "fp32"
+    return requested
+
+
+def training_device() -> torch.device:
+    """The device `accelerator()` trains on."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def tokenize(tokenizer, texts, max_length: int) -> list[list[int]]:
@@ -153,8 +175,12 @@ def model_outputs(model, setup: Setup, ids: list[list[int]], batch_size: int = 6
 
 
 def teacher_outputs(model, setup: Setup, ids: list[list[int]], batch_size: int = 64, on_batch=None) -> dict[str, torch.Tensor]:
-    """The distillation targets (cached by `cached_teacher_outputs`)."""
-    return model_outputs(model, setup, ids, batch_size, on_batch)
+    """The distillation targets (cached by `cached_teacher_outputs`). Under bf16 the teacher's products run in
+    bfloat16 too: on 2 AVX512-BF16 cores MiniLM's pass took 0.29x the float32 time, and its embeddings kept
+    cosine >= 0.99996 to the float32 ones (2,000 built-in texts), far above what a student reaches (~0.9)."""
+    device = next(model.parameters()).device.type
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=setup.precision == "bf16"):
+        return model_outputs(model, setup, ids, batch_size, on_batch)
 
 
 @torch.no_grad()
@@ -189,7 +215,8 @@ def cached_teacher_outputs(work_dir: Path, key: str, compute) -> dict[str, torch
 
 
 def teacher_cache_key(teacher_hash: str, setup: Setup, texts) -> str:
-    return hash_parts("teacher-outputs-v1", teacher_hash, setup.task, setup.pooling, setup.max_length, list(texts))
+    precision = [setup.precision] if setup.precision != "fp32" else []  # float32 keeps the keys it had
+    return hash_parts("teacher-outputs-v1", teacher_hash, setup.task, setup.pooling, setup.max_length, *precision, list(texts))
 
 
 @dataclass(frozen=True)
@@ -284,11 +311,15 @@ def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch
             for group in opt.param_groups:
                 group["lr"] = lr * lr_factor(min(done, 1.0))
             input_ids, mask = collate(ids, index, accel.device)
-            out = forward(model, setup, input_ids, mask, tokens=teacher is not None)
+            # bf16: the products run in bfloat16, the weights, their gradients, AdamW and the loss stay float32.
+            # On a 2-core AVX512-BF16 CPU a MiniLM-width step takes ~0.55x the float32 time.
+            with torch.autocast(accel.device.type, dtype=torch.bfloat16, enabled=setup.precision == "bf16"):
+                out = forward(model, setup, input_ids, mask, tokens=teacher is not None)
+            out = {k: v.float() for k, v in out.items()}
             target = {k: v[index].to(accel.device) for k, v in targets.items()}
             if setup.token_weight and teacher is not None:  # token states: computed per batch, not cached
-                with torch.no_grad():
-                    target["tokens"] = forward(teacher, setup, input_ids, mask, tokens=True)["tokens"]
+                with torch.no_grad(), torch.autocast(accel.device.type, dtype=torch.bfloat16, enabled=setup.precision == "bf16"):
+                    target["tokens"] = forward(teacher, setup, input_ids, mask, tokens=True)["tokens"].float()
                 target["mask"] = mask
             y = label_t[index].to(accel.device) if label_t is not None else None
             loss = loss_terms(setup, out, target, y)
