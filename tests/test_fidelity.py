@@ -379,6 +379,7 @@ def test_max_mb_build_picks_a_fitting_shape_and_reports_the_table(session_dir, d
     chosen = search["chosen"]
     assert chosen["fits"] and chosen["estimated_mb"] <= dims_budget
     measured = [c for c in search["candidates"] if c["score"] is not None]
+    assert measured and all(c["fits"] and c["estimated_mb"] <= dims_budget for c in measured)  # only fitting shapes are scored
     assert_probed_then_chosen(search)
     assert chosen["layers"] < 4 and ctx.student.info["teacher_layers_kept"] == chosen["subset"]
     assert "Shape search" in (tmp_path / "b" / "report.md").read_text()
