@@ -140,7 +140,7 @@ def student_markdown(info: dict) -> list[str]:
                   f"{dist.get('distilled_texts', dist.get('texts'))} texts"
                   + (f" ({dist['filled_texts']} of them built-in general text filling a small --data set)" if dist.get("filled_texts") else "")
                   + f", budget {limit}"
-                  + ("; the student's matrix products in bfloat16, its weights, optimiser and loss in float32"
+                  + ("; the teacher's pass and the student's matrix products in bfloat16 (weights, optimiser, loss and evaluations in float32)"
                      if (info.get("settings") or {}).get("train_precision") == "bf16" else "")
                   + "; held-out score "
                   + f"({dist.get('held_out_texts')} training texts never trained on) every {budget.get('eval_every')} steps. "
