@@ -95,9 +95,10 @@ class StudentSpec:
     # student vs teacher) beside the pooled one. It runs the teacher on every batch (slower steps) and
     # needs the teacher's tokenizer, so not with vocab_prune. Classifiers already match hidden states.
     token_loss: float = 0.0
-    # The number format of the student's training matrix products: "fp32"; "bf16" (autocast: bfloat16 products,
-    # float32 weights, optimiser and loss); "auto" = bf16 where the hardware has bfloat16 arithmetic (x86
-    # AVX512-BF16 or AMX, a CUDA GPU with bf16), else fp32. Teacher targets and evaluations stay float32.
+    # The number format of distillation's matrix products (the teacher's pass over the distillation text and the
+    # student's training steps): "fp32"; "bf16" (autocast: bfloat16 products; the weights, optimiser, loss and
+    # held-out evaluations stay float32); "auto" = bf16 where the hardware has bfloat16 arithmetic (x86
+    # AVX512-BF16 or AMX, a CUDA GPU with bf16), else fp32.
     train_precision: str = "fp32"
 
 

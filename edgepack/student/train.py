@@ -68,7 +68,7 @@ class Setup:
     # last hidden state at every real token ([student] token_loss). It needs the teacher during training
     # (its token states are too large to cache) and the teacher's tokenizer (no vocabulary pruning).
     token_weight: float = 0.0
-    precision: str = "fp32"  # the student's training matrix products: fp32 | bf16 (resolve_precision)
+    precision: str = "fp32"  # the teacher pass's and the training steps' matrix products: fp32 | bf16 (resolve_precision)
 
 
 def bf16_native(device: torch.device) -> bool:
