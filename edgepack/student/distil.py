@@ -107,6 +107,7 @@ def plan_settings(ctx: BuildContext, teacher_layers: int) -> dict:
     epochs = (spec.quick_epochs or spec.epochs / 4) if quick else spec.epochs
     steps = (spec.quick_steps or max(1, spec.steps // 4)) if quick and spec.steps else spec.steps
     seconds = 0.0 if quick else spec.minutes * 60
+    precision = train.resolve_precision(spec.train_precision, train.training_device())
     if ctx.options.budget:
         steps, seconds = parse_budget(ctx.options.budget)
     return {
@@ -130,7 +131,7 @@ def plan_settings(ctx: BuildContext, teacher_layers: int) -> dict:
         "patience": spec.patience,
         **({"token_loss": spec.token_loss} if spec.token_loss else {}),  # absent at 0: earlier students keep their cache keys
         # resolved here, so the cache key tells a bf16-trained student from a float32 one; absent for fp32 (cache keys kept)
-        **({"train_precision": precision} if (precision := train.resolve_precision(spec.train_precision, train.training_device())) != "fp32" else {}),
+        **({"train_precision": precision} if precision != "fp32" else {}),
         "learning_rate": spec.learning_rate,
         "batch_size": spec.batch_size,
         "max_texts": QUICK_MAX_TEXTS if quick else 0,

@@ -312,7 +312,7 @@ def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch
                 group["lr"] = lr * lr_factor(min(done, 1.0))
             input_ids, mask = collate(ids, index, accel.device)
             # bf16: the products run in bfloat16, the weights, their gradients, AdamW and the loss stay float32.
-            # On a 2-core AVX512-BF16 CPU a MiniLM-width step takes ~0.55x the float32 time.
+            # On a 2-core AVX512-BF16 CPU a MiniLM-width step takes 0.51-0.59x the float32 time (bench/exploration/bf16.md).
             with torch.autocast(accel.device.type, dtype=torch.bfloat16, enabled=setup.precision == "bf16"):
                 out = forward(model, setup, input_ids, mask, tokens=teacher is not None)
             out = {k: v.float() for k, v in out.items()}
