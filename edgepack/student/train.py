@@ -87,6 +87,12 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     return requested
 
 
+def mixed_precision(setup: Setup, device_type: str):
+    """The autocast context for distillation's matrix products: bfloat16 under setup.precision "bf16", a no-op
+    otherwise. Weights and anything computed outside it stay float32."""
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=setup.precision == "bf16")
+
+
 def training_device() -> torch.device:
     """The device `accelerator()` trains on."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -178,8 +184,7 @@ def teacher_outputs(model, setup: Setup, ids: list[list[int]], batch_size: int =
     """The distillation targets (cached by `cached_teacher_outputs`). Under bf16 the teacher's products run in
     bfloat16 too: on 2 AVX512-BF16 cores MiniLM's pass took 0.29x the float32 time, and its embeddings kept
     cosine >= 0.99996 to the float32 ones (2,000 built-in texts), far above what a student reaches (~0.9)."""
-    device = next(model.parameters()).device.type
-    with torch.autocast(device, dtype=torch.bfloat16, enabled=setup.precision == "bf16"):
+    with mixed_precision(setup, next(model.parameters()).device.type):
         return model_outputs(model, setup, ids, batch_size, on_batch)
 
 
@@ -313,12 +318,12 @@ def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch
             input_ids, mask = collate(ids, index, accel.device)
             # bf16: the products run in bfloat16, the weights, their gradients, AdamW and the loss stay float32.
             # On a 2-core AVX512-BF16 CPU a MiniLM-width step takes 0.51-0.59x the float32 time (bench/exploration/bf16.md).
-            with torch.autocast(accel.device.type, dtype=torch.bfloat16, enabled=setup.precision == "bf16"):
+            with mixed_precision(setup, accel.device.type):
                 out = forward(model, setup, input_ids, mask, tokens=teacher is not None)
             out = {k: v.float() for k, v in out.items()}
             target = {k: v[index].to(accel.device) for k, v in targets.items()}
             if setup.token_weight and teacher is not None:  # token states: computed per batch, not cached
-                with torch.no_grad(), torch.autocast(accel.device.type, dtype=torch.bfloat16, enabled=setup.precision == "bf16"):
+                with torch.no_grad(), mixed_precision(setup, accel.device.type):
                     target["tokens"] = forward(teacher, setup, input_ids, mask, tokens=True)["tokens"].float()
                 target["mask"] = mask
             y = label_t[index].to(accel.device) if label_t is not None else None
