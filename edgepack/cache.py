@@ -1,8 +1,8 @@
 """Content-addressed work directories so unchanged stages are re-used across builds.
 
-A stage asks for `stage_dir(ctx, "export", key)`; the key is a hash of everything that stage's
-output depends on. A directory is only trusted once its DONE marker exists (written last), so an
-interrupted stage is redone, never half-used.
+A stage asks for `StageDir(ctx.work_dir, "export", key)`; the key is a hash of everything that stage's
+output depends on. A stage writes into a private staging directory that is renamed into place with its
+DONE marker (see `StageDir`), so an interrupted stage is redone, never half-used.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 from .errors import UsageError
@@ -51,13 +52,56 @@ def hash_dir(path: Path) -> str:
 
 
 class StageDir:
+    """One stage's cache directory, `<root>/<stage>-<key>`.
+
+    A stage that is not cached yet writes into a private staging directory (`.<stage>-<key>.<pid>.*`,
+    `path`) that `mark_done` renames into place. Two processes that build the same key at once (the ranks
+    of a `torch.distributed.run` build, or two builds sharing a cache) therefore never write into, or
+    delete, each other's files: the first rename wins and the other's output, equal by its key, is dropped.
+    Cleaning a half-written directory in place, as this class once did, removed a directory that another
+    rank was writing (CI, test_two_processes_train_the_shape_rank_0_timed)."""
+
     def __init__(self, root: Path, stage: str, key: str):
-        self.path = root / f"{stage}-{key}"
-        self.done = (self.path / "DONE").is_file()
-        if not self.done and self.path.exists():
-            shutil.rmtree(self.path, ignore_errors=True)  # leftovers of an interrupted run
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.final = Path(root) / f"{stage}-{key}"
+        self.done = (self.final / "DONE").is_file()
+        if self.done:
+            self.path = self.final
+            return
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(self.final)
+        self.path = self.final.parent / f".{self.final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        self.path.mkdir()  # (not mkdtemp: its 0700 would stay on the published directory)
 
     def mark_done(self) -> None:
+        """Publish the staging directory as the stage's cache; `path` then names the published one."""
+        if self.done:
+            return
         (self.path / "DONE").write_text("ok\n")
-        self.done = True
+        try:
+            os.rename(self.path, self.final)
+        except OSError:
+            if (self.final / "DONE").is_file():  # another process published the same key first
+                shutil.rmtree(self.path, ignore_errors=True)
+            else:  # an interrupted run of an older edgepack wrote in place: replace it
+                shutil.rmtree(self.final, ignore_errors=True)
+                os.rename(self.path, self.final)
+        self.path, self.done = self.final, True
+
+
+def _remove_abandoned(final: Path) -> None:
+    """Delete staging directories of `final` whose process is gone (an interrupted build's leftovers);
+    those of live processes are someone's work in progress."""
+    for d in final.parent.glob(f".{final.name}.*"):
+        pid = d.name[len(final.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True

@@ -29,32 +29,30 @@ def run(ctx: BuildContext) -> BuildContext:
         head = shipped_head(ctx.student.dir, t, max(ctx.target.sequence_buckets), ctx.options.allow_pickle)
     dim = _output_dim(head, stage.path)
     hidden = _hidden_dim(ctx.student.dir, t.family) if token_states else 0
-    artifacts = []
-    for fmt in ctx.target.formats:
+    for fmt in ctx.target.formats if not stage.done else ():
         if fmt == "onnx":
-            path = stage.path / "model.fp32.onnx"
-            if not stage.done:
-                export_onnx(with_token_states(head) if token_states else head, path, t.task, token_states=token_states)
-            inputs, outputs, _ = io_spec("onnx", t.task, dim, token_states_dim=hidden)
-            artifacts.append(Artifact(str(path), "onnx", "fp32", (), inputs, outputs))
+            export_onnx(with_token_states(head) if token_states else head, stage.path / "model.fp32.onnx", t.task,
+                        token_states=token_states)
         elif fmt == "pte":
             # One method with a dynamic length (export.py). A lowered program cannot be re-quantised,
             # so the int8 modes export from torch in the quantise stage (quant/executorch.py); the fp32
             # program is lowered only where it ships (mode "none"): lowering is most of a .pte's build time.
-            path = stage.path / "model.fp32.pte"
-            if not stage.done and ctx.target.quantize.mode == "none":
-                export_pte(head, path, ctx.max_length)
-            inputs, outputs, _ = io_spec("pte", t.task, dim)
-            artifacts.append(Artifact(str(path), "pte", "fp32", (), inputs, outputs))
+            if ctx.target.quantize.mode == "none":
+                export_pte(head, stage.path / "model.fp32.pte", ctx.max_length)
         else:
             # One file, one signature per bucket: the weights are stored once (issue #12).
+            export_tflite(for_signatures(head, t.family), stage.path / "model.fp32.tflite", tuple(ctx.target.sequence_buckets))
+    stage.mark_done()  # renames the staging directory: the artifacts are named from the published one
+    artifacts = []
+    for fmt in ctx.target.formats:
+        if fmt == "tflite":
             buckets = tuple(ctx.target.sequence_buckets)
-            path = stage.path / "model.fp32.tflite"
-            if not stage.done:
-                export_tflite(for_signatures(head, t.family), path, buckets)
             inputs, outputs, signatures = io_spec("tflite", t.task, dim, buckets)
-            artifacts.append(Artifact(str(path), "tflite", "fp32", buckets, inputs, outputs, signatures=signatures))
-    stage.mark_done()
+            artifacts.append(Artifact(str(stage.path / "model.fp32.tflite"), "tflite", "fp32", buckets, inputs, outputs,
+                                      signatures=signatures))
+        else:
+            inputs, outputs, _ = io_spec(fmt, t.task, dim, token_states_dim=hidden if fmt == "onnx" else 0)
+            artifacts.append(Artifact(str(stage.path / f"model.fp32.{fmt}"), fmt, "fp32", (), inputs, outputs))
     student = dataclasses.replace(ctx.student, output_dim=dim)
     return dataclasses.replace(ctx, student=student, fp32_artifacts=tuple(artifacts))
 

@@ -156,13 +156,14 @@ def make_student(ctx: BuildContext) -> Student:
         labels = labels[: settings["max_texts"]] if labels is not None else None
     key = hash_parts("distil-v3", teacher_hash, t.task, t.pooling, t.max_length, settings, texts, labels, ctx.options.seed,
                      _size_inputs(ctx) if _searched(settings) else None)
+    # Rank 0 alone writes the student (into the stage's staging directory); every rank trains. Whether to
+    # train is rank 0's answer too: ranks that disagreed (another build publishing the key in between)
+    # would leave one rank waiting in DDP for the others.
+    stage = StageDir(ctx.work_dir, "distil", key) if is_main_process() else None
+    if not _agreed(accel, stage.done if stage else None):
+        _build_student(ctx, accel, stage, key, teacher_hash, settings, texts, labels, started)
+    accel.wait_for_everyone()
     path = ctx.work_dir / f"distil-{key}"
-    if is_main_process():
-        StageDir(ctx.work_dir, "distil", key)  # clears leftovers of an interrupted run
-    accel.wait_for_everyone()
-    if not (path / "DONE").is_file():
-        _build_student(ctx, accel, path, key, teacher_hash, settings, texts, labels, started)
-    accel.wait_for_everyone()
     if not is_main_process():
         raise SecondaryRankDone()
     info = json.loads((path / "student_info.json").read_text(encoding="utf-8"))
@@ -171,6 +172,15 @@ def make_student(ctx: BuildContext) -> Student:
     pruned = bool(settings["vocab_prune"])
     return Student(dir=student_dir, tokenizer_dir=student_dir if pruned else weights_dir(t.path), is_teacher=False,
                    vocab_pruned=pruned, info=info)
+
+
+def _agreed(accel, value):
+    """Rank 0's `value` on every rank."""
+    if accel.num_processes == 1:
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([value])[0]
 
 
 def _searched(settings: dict) -> bool:
@@ -209,7 +219,7 @@ def held_out_split(texts: list[str], labels) -> tuple[list[str], list, list[str]
     return texts[:n], lab[:n], texts[n:], lab[n:]
 
 
-def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings: dict, texts, labels, started) -> None:
+def _build_student(ctx, accel, stage: StageDir | None, key: str, teacher_hash: str, settings: dict, texts, labels, started) -> None:
     t = ctx.teacher
     seed = ctx.options.seed
     torch.manual_seed(seed)
@@ -262,9 +272,7 @@ def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings
     if accel.num_processes > 1 and _searched(settings):
         # Measured latencies differ from process to process (and timing them all at once skews them), and
         # the search's short probes train on one process: rank 0 searches, the others take its shape.
-        from accelerate.utils import broadcast_object_list
-
-        shape = broadcast_object_list([choose() if is_main_process() else None])[0]
+        shape = _agreed(accel, choose() if is_main_process() else None)
     else:
         shape = choose()
     # 3. The teacher's outputs on the distillation text (cached by content), then the student itself.
@@ -323,7 +331,7 @@ def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings
     if not is_main_process():
         return
     student = accel.unwrap_model(student).eval()
-    student_dir = path / "student"
+    student_dir = stage.path / "student"
     student.save_pretrained(student_dir, safe_serialization=True)
     (student_dir / "tokenizer.json").write_text(json.dumps(student_json, ensure_ascii=False), encoding="utf-8")
     _check_round_trip(student, student_dir, setup, student_ids[:8])
@@ -363,8 +371,8 @@ def _build_student(ctx, accel, path: Path, key: str, teacher_hash: str, settings
         "vocab_coverage": vocab.coverage(teacher_json, student_json, ctx.texts.validation) if vocab_plan else None,
         "settings": settings,
     }
-    train.write_json(path / "student_info.json", info)
-    (path / "DONE").write_text("ok\n")
+    train.write_json(stage.path / "student_info.json", info)
+    stage.mark_done()
 
 
 def _budget(settings: dict, n_texts: int, processes: int) -> train.Budget:
