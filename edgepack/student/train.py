@@ -265,6 +265,15 @@ def lr_factor(done: float, warmup: float = 0.06) -> float:
     return max(0.0, (1.0 - done) / (1.0 - warmup))
 
 
+def adamw(params: list, lr: float) -> torch.optim.AdamW:
+    """AdamW as one fused kernel per step where torch has it (CPU and CUDA float32). The default for-loop
+    AdamW updates tensor by tensor: on 2 cores it took 61 ms of a MiniLM-width 3-layer step's ~170 ms,
+    the fused one 10.5 ms (bench/exploration/fused_adamw.md). Same update rule; results differ from the
+    for-loop only in rounding."""
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype == torch.float32 for p in params)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=0.01, fused=fused or None)
+
+
 def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch.Tensor], *, budget: Budget,
            lr: float, batch_size: int, seed: int, labels=None, accel=None, on_step=None, evaluate=None,
            on_eval=None, teacher=None) -> Curve:
@@ -282,7 +291,7 @@ def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch
     if budget.steps <= 0:
         return curve
     started = time.perf_counter()
-    opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
+    opt = adamw([p for p in student.parameters() if p.requires_grad], lr)
     model, opt = accel.prepare(student, opt)
     label_t = torch.tensor([-1 if x is None else int(x) for x in labels]) if labels is not None else None
     best = {"score": -math.inf, "state": None}
