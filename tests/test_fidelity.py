@@ -192,7 +192,7 @@ def test_bf16_training_runs_the_students_products_in_bfloat16_and_still_improves
 
 
 def test_distillation_steps_with_the_fused_adamw(deep_tiny, monkeypatch):
-    """The for-loop AdamW took 61 of a ~170 ms MiniLM-width step on 2 cores, the fused one 10.5 ms
+    """The for-loop AdamW took 61-64 of a ~170 ms MiniLM-width step on 2 cores, the fused one 10.5-12.8 ms
     (bench/exploration/fused_adamw.md): distil() builds the fused one for float32 CPU weights."""
     made = []
     real = train.adamw

@@ -267,8 +267,8 @@ def lr_factor(done: float, warmup: float = 0.06) -> float:
 
 def adamw(params: list, lr: float) -> torch.optim.AdamW:
     """AdamW as one fused kernel per step where torch has it (CPU and CUDA float32). The default for-loop
-    AdamW updates tensor by tensor: on 2 cores it took 61 ms of a MiniLM-width 3-layer step's ~170 ms,
-    the fused one 10.5 ms (bench/exploration/fused_adamw.md). Same update rule; results differ from the
+    AdamW updates tensor by tensor: on 2 cores it took 61-64 ms of a MiniLM-width 3-layer step's ~170 ms,
+    the fused one 10.5-12.8 ms (bench/exploration/fused_adamw.md). Same update rule; results differ from the
     for-loop only in rounding."""
     fused = all(p.device.type in ("cpu", "cuda") and p.dtype == torch.float32 for p in params)
     return torch.optim.AdamW(params, lr=lr, weight_decay=0.01, fused=fused or None)
