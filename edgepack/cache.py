@@ -63,12 +63,12 @@ class StageDir:
 
     def __init__(self, root: Path, stage: str, key: str):
         self.final = Path(root) / f"{stage}-{key}"
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(self.final)  # also once published: a writer killed while another won leaves one
         self.done = (self.final / "DONE").is_file()
         if self.done:
             self.path = self.final
             return
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        _remove_abandoned(self.final)
         self.path = self.final.parent / f".{self.final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         self.path.mkdir()  # (not mkdtemp: its 0700 would stay on the published directory)
 

@@ -59,3 +59,14 @@ def test_an_older_in_place_leftover_is_replaced(tmp_path):
     (stage.path / "model.onnx").write_bytes(b"whole")
     stage.mark_done()
     assert (old / "model.onnx").read_bytes() == b"whole" and (old / "DONE").is_file()
+
+
+def test_staging_of_a_dead_writer_is_removed_once_the_key_is_published(tmp_path):
+    # Two writers, one killed: the other published the key; the dead one's staging must not stay forever.
+    stage = StageDir(tmp_path, "export", "k")
+    stage.mark_done()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / f".export-k.{int(gone.stdout)}.abcd1234"
+    dead.mkdir()
+    assert StageDir(tmp_path, "export", "k").done
+    assert not dead.exists()
