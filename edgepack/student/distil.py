@@ -163,9 +163,9 @@ def make_student(ctx: BuildContext) -> Student:
     if not _agreed(accel, stage.done if stage else None):
         _build_student(ctx, accel, stage, key, teacher_hash, settings, texts, labels, started)
     accel.wait_for_everyone()
-    path = ctx.work_dir / f"distil-{key}"
     if not is_main_process():
         raise SecondaryRankDone()
+    path = stage.final
     info = json.loads((path / "student_info.json").read_text(encoding="utf-8"))
     info["seconds"] = round(time.perf_counter() - started, 1)
     student_dir = path / "student"
@@ -283,17 +283,15 @@ def _build_student(ctx, accel, stage: StageDir | None, key: str, teacher_hash: s
     # Two progress tasks, not one: the teacher's pass is fast per text and the steps are slow, so one bar over
     # texts + steps sat at 95% for most of the build. A cache hit skips the first.
     cache_key = train.teacher_cache_key(teacher_hash, setup, all_texts)
-    targets_path = ctx.work_dir / f"teacher-outputs-{cache_key}" / "outputs.safetensors"
     with reporter.task(f"teacher outputs for {len(all_texts)} distillation texts", total=len(all_texts)) as bar:
-        if is_main_process():
-            targets = train.cached_teacher_outputs(
-                ctx.work_dir, cache_key, lambda: train.teacher_outputs(teacher, setup, teacher_ids, on_batch=bar.advance)
-            )
-        accel.wait_for_everyone()
-        if not is_main_process():
-            from safetensors.torch import load_file
+        def compute():
+            return train.teacher_outputs(teacher, setup, teacher_ids, on_batch=bar.advance)
 
-            targets = load_file(str(targets_path))
+        if is_main_process():
+            targets = train.cached_teacher_outputs(ctx.work_dir, cache_key, compute)
+        accel.wait_for_everyone()
+        if not is_main_process():  # rank 0 has published them: a cache hit
+            targets = train.cached_teacher_outputs(ctx.work_dir, cache_key, compute)
         bar.update(completed=len(all_texts))  # a cache hit skips the pass
     desc = f"distilling {len(shape['layers'])}-layer student on {len(all_texts)} texts, steps"
     scoring = SCORING_BATCHES * settings["batch_size"] if has_pruning else 0
