@@ -45,7 +45,9 @@ def test_distilled_bundle_is_smaller_consistent_and_passes_check(distil_build, d
     ctx, out, _ = distil_build
     info = ctx.student.info
     assert info["strategy"] == "distil" and info["hash"]
-    assert info["teacher_layers_kept"] == [1, 3]
+    # a pruned vocabulary still gets the measured layer choice (scored in the teacher's ids; evenly spaced [1, 3] before)
+    assert info["layer_choice"]["method"] == "measured"
+    assert info["teacher_layers_kept"] == info["layer_choice"]["candidates"][0]["layers"]
     assert info["heads_per_layer"] == [2, 2] and info["ffn"] == 32
     assert info["parameters"]["student"] < info["parameters"]["teacher"] / 2
     assert info["parameters"]["student_word_embeddings"] < info["parameters"]["teacher_word_embeddings"]

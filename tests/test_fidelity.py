@@ -599,12 +599,100 @@ def test_a_shape_budget_distils_a_student_even_when_the_profile_ships_the_teache
     assert not ctx.student.is_teacher and ctx.student.info["shape_search"]["chosen"]["estimated_mb"] <= 0.11
 
 
-def test_a_shape_budget_with_a_pruned_vocabulary_is_one_clear_line(deep_tiny, distil_data, tmp_path):
-    result = cli_build(tmp_path, tiny_target_toml(formats=("onnx",), buckets=(16,)) + FULL_VOCAB_STUDENT + "vocab_prune = true\n",
-                       deep_tiny, distil_data, "--max-latency-ms", "5")
-    assert result.exit_code == 2, result.output
-    assert "--max-latency-ms: the shape search needs a student that keeps the teacher's vocabulary" in result.output
-    assert "Traceback" not in result.output
+def test_a_profile_that_prunes_the_vocabulary_makes_it_a_dimension_of_the_search(session_dir, deep_tiny, distil_data, tmp_path):
+    """With `vocab_prune = true` and `--max-mb`, the search tries the teacher's vocabulary and VOCAB_KEEPS of
+    it, each with the largest rank that fits, scores each in its own token ids, and builds the one it picks:
+    the bundle's tokenizer has the chosen vocabulary's rows. (Before, such a build was refused.)"""
+    budget = 0.11
+    result = cli_build(tmp_path, tiny_target_toml(formats=("onnx",), buckets=(16,), min_cosine_vs_student=0.95)
+                       + FULL_VOCAB_STUDENT.replace("embedding_rank = 8", "embedding_rank = 0") + "vocab_prune = true\n",
+                       deep_tiny, distil_data, "--max-mb", str(budget), cache_dir=session_dir / "fidelity-cache")
+    assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "b" / "report.json").read_text(encoding="utf-8"))["student"]
+    search = info["shape_search"]
+    teacher_rows = len(tokenizer_spec(deep_tiny)["model"]["vocab"])
+    assert search["teacher_vocab"] == teacher_rows and search["vocabularies"][0] == teacher_rows
+    # the teacher's, then the smaller plans once each (VOCAB_KEEPS and the profile's; plans that come out equal are one)
+    assert 3 <= len(search["vocabularies"]) <= 2 + len(shape.VOCAB_KEEPS)
+    pruned = search["vocabularies"][1:]
+    assert sorted(set(pruned), reverse=True) == pruned and max(pruned) < teacher_rows
+    by_vocab = {}
+    for c in search["candidates"]:
+        by_vocab.setdefault(c["vocab"], []).append(c)
+    assert set(by_vocab) == {0, *search["vocabularies"][1:]}
+    # the same depth in fewer rows is smaller at the same rank, so it fits at least as large a rank
+    for c in by_vocab[0]:
+        for rows in search["vocabularies"][1:]:
+            other = next(o for o in by_vocab[rows] if o["layers"] == c["layers"])
+            assert other["fits"] or not c["fits"]
+            if c["fits"] and c["rank"]:
+                assert other["rank"] == 0 or other["rank"] >= c["rank"]
+    measured = [c for c in search["candidates"] if c["score"] is not None]
+    assert {c["vocab"] for c in measured} == set(by_vocab)  # every vocabulary was scored, in its own ids
+    assert all(c["fits"] and c["estimated_mb"] <= budget for c in measured)
+    assert_probed_then_chosen(search)
+    chosen = search["chosen"]
+    rows = len(tokenizer_spec(tmp_path / "b")["model"]["vocab"])
+    assert rows == (chosen["vocab"] or teacher_rows) and info["vocab_size"] == rows
+    assert info["vocab_pruned"] == bool(chosen["vocab"]) and info["layer_choice"]["method"] == "measured"
+    report = (tmp_path / "b" / "report.md").read_text(encoding="utf-8")
+    assert "| vocabulary |" in report and "were candidates too" in report
+
+    # A budget that the teacher's vocabulary misses at every depth: the student built has a pruned one.
+    one = next(c for c in search["candidates"] if c["layers"] == 1 and c["vocab"] == search["vocabularies"][-1])
+    assert all(c["estimated_mb"] > one["estimated_mb"] for c in by_vocab[0])
+    shutil.rmtree(tmp_path / "b")
+    result = cli_build(tmp_path, (tmp_path / "t.toml").read_text(encoding="utf-8"), deep_tiny, distil_data,
+                       "--max-mb", str(one["estimated_mb"]), cache_dir=session_dir / "fidelity-cache")
+    assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "b" / "report.json").read_text(encoding="utf-8"))["student"]
+    chosen = info["shape_search"]["chosen"]
+    assert chosen["vocab"] in search["vocabularies"][1:] and chosen["estimated_mb"] <= one["estimated_mb"] and info["vocab_pruned"]
+    assert len(tokenizer_spec(tmp_path / "b")["model"]["vocab"]) == chosen["vocab"] == info["vocab_size"]
+    assert info["vocab_coverage"]["texts"] > 0  # the pruned vocabulary's tokenisation is reported
+
+
+def test_a_pruned_vocabulary_without_a_budget_measures_its_layers(session_dir, deep_tiny, distil_data, tmp_path):
+    """Layer subsets are scored in the teacher's token ids, so a profile that prunes the vocabulary gets
+    the measured layer choice too (it got evenly spaced layers before) and its own planned vocabulary."""
+    result = cli_build(tmp_path, tiny_target_toml(formats=("onnx",), buckets=(16,), min_cosine_vs_student=0.95)
+                       + FULL_VOCAB_STUDENT + "vocab_prune = true\nvocab_size = 120\n",
+                       deep_tiny, distil_data, cache_dir=session_dir / "fidelity-cache")
+    assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "b" / "report.json").read_text(encoding="utf-8"))["student"]
+    assert info["layer_choice"]["method"] == "measured" and info["layer_choice"]["scored"] == 6  # C(4, 2)
+    assert info["vocab_pruned"] and info["vocab_size"] == len(tokenizer_spec(tmp_path / "b")["model"]["vocab"]) == 120  # of 161
+    assert info["shape_search"] is None
+
+
+def test_vocab_sizes_keep_the_teachers_first_and_only_smaller_plans_once():
+    assert shape.vocab_sizes(1000, [500, 400, 500, 1000, 1200, 0]) == [0, 500, 400]
+    assert shape.vocab_sizes(1000, []) == [0]
+
+
+def test_fewer_vocabulary_rows_buy_a_larger_rank_at_the_same_depth():
+    shapes = shape.candidates(DIMS, 6, 8.0, embedding_bits=4, block=32, vocabs=(0, 15261, 7630))
+    fit = {(s.layers, s.vocab): s for s in shapes}
+    assert len(shapes) == 6 * 3 and fit[(3, 0)].rank == 96 and fit[(3, 0)].fits
+    assert fit[(3, 15261)].rank in (0, *[r for r in shape.RANKS if r > 96])  # 0: the full-width table
+    assert fit[(3, 7630)].estimated_mb <= 8.0 and fit[(3, 7630)].rank in (0, *[r for r in shape.RANKS if r >= fit[(3, 15261)].rank])
+    assert all(s.vocab in (0, 15261, 7630) for s in shapes)
+
+
+def test_latency_search_times_each_depth_once_for_every_vocabulary():
+    shapes = shape.candidates(DIMS, 6, 100.0, embedding_bits=4, widths_tried=[(1.0, 1.0)], ranks=(96,), vocabs=(0, 8000))
+    timed = []
+
+    def fake_ms(s):
+        timed.append(s.layers)
+        return float(s.layers)
+
+    out = shape.deepest_within(shapes, fake_ms, budget_ms=2.5)
+    assert len(timed) == len(set(timed)) <= 4  # one export per depth, not per vocabulary
+    for depth in set(timed):
+        same = [s for s in out if s.layers == depth]
+        assert len(same) == 2 and len({(s.latency_ms, s.fits) for s in same}) == 1
+    assert {s.layers for s in out if s.fits} == {1, 2}
 
 
 def test_latency_search_of_a_family_that_cannot_prune_heads_tries_ffn_widths_only(distil_data, tmp_path, monkeypatch):

@@ -165,6 +165,12 @@ def _search_markdown(search: dict) -> list[str]:
            else f"Each depth and width at the profile's embedding rank, within its {search.get('size_limit_mb', 0):g} MB size gate")
     probed = [c for c in search["candidates"] if c.get("trained_score") is not None]
     steps = search.get("probe_steps")
+    teacher_vocab = search.get("teacher_vocab")
+    vocabs = len(search.get("vocabularies") or ()) > 1  # the profile prunes the vocabulary: a column of its own
+
+    def rows(c) -> str:
+        return f"{(c.get('vocab') or teacher_vocab) / 1000:.1f}k" + ("" if c.get("vocab") else " (teacher's)")
+
     lines = ["", f"## Shape search ({flags})", "",
              f"{how} (estimated int8 size, word embeddings {search['embedding_bits']}-bit), scored untrained by "
              "fidelity to the teacher on held-in text"
@@ -173,7 +179,14 @@ def _search_markdown(search: dict) -> list[str]:
                 "heads and neurons"
                 if probed else "")
              + f". Distilled: **{chosen['layers']} layers {chosen['subset']}, heads / FFN kept {width(chosen)}, "
-             f"embedding rank {chosen['rank'] or 'full'}**."]
+             f"embedding rank {chosen['rank'] or 'full'}"
+             + (f", vocabulary {rows(chosen)}" if vocabs else "") + "**."]
+    if vocabs:
+        lines += ["", "The profile prunes the vocabulary (`[student] vocab_prune = true`), so vocabularies of "
+                  + ", ".join(f"{v / 1000:.1f}k" for v in search["vocabularies"])
+                  + " rows (the first is the teacher's) were candidates too, each planned from the distillation text "
+                  "and scored in its own token ids: held-out words that split differently count against it. Held-out "
+                  "text is the user's own; text unlike it splits differently more often (see Tokenisation)."]
     if lat:
         lines += ["", f"Latency: p50 of a batch-1 call on {lat['tokens']} tokens, {lat['threads']} thread(s), the "
                   f"untrained candidate exported to ONNX and quantised as the profile says, timed in onnxruntime on "
@@ -181,16 +194,18 @@ def _search_markdown(search: dict) -> list[str]:
                   f"budget was {search.get('latency_budget_ms') or search.get('max_latency_ms'):.3g} ms. "
                   "A binary search over depths times only a few shapes of each width; '-' was not timed (a shallower "
                   "shape of the same width than one within the budget, or a deeper one than one over it)."]
-    lines += ["", "| layers | heads / FFN kept | embedding rank | estimated MB | latency ms | vs teacher | fits "
-              f"| score (untrained) | after {steps or '-'} steps | Pareto (untrained) |", "|---|---|---|---|---|---|---|---|---|---|"]
-    key = ("layers", "rank", "heads_keep", "ffn_keep")
-    front = {tuple(p.get(k, 1.0) for k in key) for p in search["pareto"]}
+    lines += ["", f"| layers | heads / FFN kept | {'vocabulary | ' if vocabs else ''}embedding rank | estimated MB | latency ms "
+              f"| vs teacher | fits | score (untrained) | after {steps or '-'} steps | Pareto (untrained) |",
+              "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if vocabs else "")]
+    key = ("layers", "rank", "heads_keep", "ffn_keep", "vocab")
+    defaults = {"heads_keep": 1.0, "ffn_keep": 1.0, "vocab": 0}
+    front = {tuple(p.get(k, defaults.get(k)) for k in key) for p in search["pareto"]}
     for c in search["candidates"]:
         score = "-" if c["score"] is None else f"{c['score']:.4f}"
         ms = c.get("latency_ms")
         speed = f"{lat['teacher_ms'] / ms:.2f}x" if (lat and ms) else "-"
-        lines.append(f"| {c['layers']} | {width(c)} | {c['rank'] or 'full'} | {c['estimated_mb']:.2f} | "
+        lines.append(f"| {c['layers']} | {width(c)} | {rows(c) + ' | ' if vocabs else ''}{c['rank'] or 'full'} | {c['estimated_mb']:.2f} | "
                      f"{'-' if ms is None else f'{ms:.2f}'} | {speed} | {'yes' if c['fits'] else 'no'} | {score} | "
                      f"{'-' if c.get('trained_score') is None else format(c['trained_score'], '.4f')} "
-                     f"| {'yes' if tuple(c.get(k, 1.0) for k in key) in front else ''} |")
+                     f"| {'yes' if tuple(c.get(k, defaults.get(k)) for k in key) in front else ''} |")
     return lines

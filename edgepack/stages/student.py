@@ -15,11 +15,10 @@ def run(ctx: BuildContext) -> BuildContext:
         web.vendored_sources()  # the demo's JS runtime is installed (else one line naming `npm ci`)
     spec = ctx.target.student_for(ctx.teacher.task)
     o = ctx.options
-    budgets = (("--max-mb", o.max_mb), ("--max-latency-ms", o.max_latency_ms), ("--min-speedup", o.min_speedup))
-    flags = " ".join(f for f, v in budgets if v)
-    if spec.strategy == "teacher" and not (o.student_layers or flags):  # a shape budget asks for a student
+    shape_budget = o.max_mb or o.max_latency_ms or o.min_speedup
+    if spec.strategy == "teacher" and not (o.student_layers or shape_budget):  # a shape budget asks for a student
         return dataclasses.replace(ctx, student=teacher_itself(ctx.teacher))
-    refuse_unsupported_steps(ctx.teacher, spec, flags)  # before any training time is spent
+    refuse_unsupported_steps(ctx.teacher, spec)  # before any training time is spent
     from ..student.distil import make_student  # issue #4: distillation + pruning; heavy, imported only when used
 
     return dataclasses.replace(ctx, student=make_student(ctx))

@@ -3,7 +3,7 @@
 - layers.py   a subset of the teacher's layers, weights copied (DistilBERT-style)
 - layer_choice.py  which subset: every one scored by fidelity to the teacher (issue #11)
 - embedding.py  low-rank word embeddings that keep the whole vocabulary (issue #11)
-- shape.py    the `--max-mb` / `--max-latency-ms` search over depth x width x embedding rank (issue #11)
+- shape.py    the `--max-mb` / `--max-latency-ms` search over depth x width x embedding rank (x vocabulary) (issue #11)
 - prune.py    structured pruning of attention heads and FFN neurons by importance
 - vocab.py    a smaller vocabulary: tokenizer.json and embedding rows rewritten together
 - train.py    budgeted distillation that keeps its best checkpoint, on Accelerate (1 CPU, N processes or GPUs)
@@ -27,16 +27,9 @@ def teacher_itself(teacher: Teacher) -> Student:
     return Student(dir=path, tokenizer_dir=path, is_teacher=True, vocab_pruned=False, info=info)
 
 
-def refuse_unsupported_steps(teacher: Teacher, spec, shape_budget: str = "") -> None:
+def refuse_unsupported_steps(teacher: Teacher, spec) -> None:
     """One line naming the step and the family (or tokenizer) for a step the profile asks for but this
-    teacher cannot take (issue #13): MPNet's head pruning, vocabulary pruning of BPE/Unigram tokenizers.
-    `shape_budget` names the shape-search flags given (issue #11): the search scores candidates in the
-    teacher's own token ids, so it needs a student that keeps the teacher's vocabulary."""
-    if shape_budget and spec.vocab_prune:
-        from ..errors import UsageError
-
-        raise UsageError(f"{shape_budget}: the shape search needs a student that keeps the teacher's vocabulary; "
-                         "this profile prunes it ([student] vocab_prune = true)")
+    teacher cannot take (issue #13): MPNet's head pruning, vocabulary pruning of BPE/Unigram tokenizers."""
     if spec.heads_keep < 1:
         require(teacher.family, "head pruning")
     if spec.vocab_prune:

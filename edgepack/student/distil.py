@@ -155,7 +155,9 @@ def make_student(ctx: BuildContext) -> Student:
         texts = texts[: settings["max_texts"]]  # already shuffled by the data split
         labels = labels[: settings["max_texts"]] if labels is not None else None
     key = hash_parts("distil-v3", teacher_hash, t.task, t.pooling, t.max_length, settings, texts, labels, ctx.options.seed,
-                     _size_inputs(ctx) if _searched(settings) else None)
+                     _size_inputs(ctx) if _searched(settings) else None,
+                     # a pruned vocabulary's layers are measured now, not evenly spaced (other students keep their keys)
+                     *(("vocab-v2",) if settings["vocab_prune"] else ()))
     # Rank 0 alone writes the student (into the stage's staging directory); every rank trains. Whether to
     # train is rank 0's answer too: ranks that disagreed (another build publishing the key in between)
     # would leave one rank waiting in DDP for the others.
@@ -169,7 +171,8 @@ def make_student(ctx: BuildContext) -> Student:
     info = json.loads((path / "student_info.json").read_text(encoding="utf-8"))
     info["seconds"] = round(time.perf_counter() - started, 1)
     student_dir = path / "student"
-    pruned = bool(settings["vocab_prune"])
+    # With vocab_prune the shape search may still keep the teacher's whole vocabulary (it fits and scores best)
+    pruned = bool(info.get("vocab_pruned", settings["vocab_prune"]))
     return Student(dir=student_dir, tokenizer_dir=student_dir if pruned else weights_dir(t.path), is_teacher=False,
                    vocab_pruned=pruned, info=info)
 
@@ -199,7 +202,8 @@ def _size_inputs(ctx: BuildContext) -> dict:
     latencies depend on the machine too, which no key can name: a cached student is re-used as it is."""
     q = ctx.target.quantize
     out = {"embedding_bits": q.embedding_bits, "embedding_block_size": q.embedding_block_size, "mode": q.mode}
-    out["search"] = 3  # 2: heads/FFN widths and short probe distillations; 3: size estimates count the signatures
+    # 2: heads/FFN widths and short probe distillations; 3: size estimates count the signatures; 4: vocabularies
+    out["search"] = 4
     out["signatures"] = _signatures(ctx)
     if ctx.options.max_latency_ms or ctx.options.min_speedup:
         out.update(spec=repr(q), seq=min(ctx.target.sequence_buckets), threads=ctx.target.threads)
@@ -233,12 +237,8 @@ def _build_student(ctx, accel, stage: StageDir | None, key: str, teacher_hash: s
     extra = augment(train_texts, settings["augment"], seed, swap_words)
     all_texts = train_texts + extra
     all_labels = (train_labels + [None] * len(extra)) if labels is not None else None
-    student_json = teacher_json
-    vocab_plan = None
-    if settings["vocab_prune"]:
-        vocab_plan = vocab.plan(teacher_json, train_texts, settings["vocab_size"])
-        student_json = vocab.rewrite_tokenizer_json(teacher_json, vocab_plan)
-    t_tok, s_tok = load_tokenizer(teacher_json), load_tokenizer(student_json)
+    vocabs = _Vocabularies.plan(teacher_json, train_texts, settings, setup.max_length)
+    t_tok = load_tokenizer(teacher_json)
     budget = _budget(settings, len(all_texts), accel.num_processes)
     reporter = progress.current()
 
@@ -247,7 +247,6 @@ def _build_student(ctx, accel, stage: StageDir | None, key: str, teacher_hash: s
     #    this machine says how many distillation texts the budget can afford. A cached result would give
     #    no speed, and a guessed one another text sample, so a re-run would miss the teacher cache.
     held_t_ids = train.tokenize(t_tok, held_texts, setup.max_length)
-    held_s_ids = train.tokenize(s_tok, held_texts, setup.max_length)
     held_targets, teacher_rate = {}, 0.0
     if held_texts and budget.seconds:
         t0 = time.perf_counter()
@@ -262,19 +261,21 @@ def _build_student(ctx, accel, stage: StageDir | None, key: str, teacher_hash: s
         filled = _fill_texts(all_texts, held_texts, _text_cap(settings, budget, teacher_rate), seed)
         all_texts = all_texts + filled
         all_labels = (all_labels + [None] * len(filled)) if all_labels is not None else None
-    score = (lambda m: train.held_out_score(m, setup, held_s_ids, held_targets)) if held_texts else None
-
     teacher_ids = train.tokenize(t_tok, all_texts, setup.max_length)
-    student_ids = train.tokenize(s_tok, all_texts, setup.max_length)
 
-    # 2. The shape: how many layers (and which), how wide an embedding. Measured, not assumed.
-    choose = functools.partial(_choose_shape, ctx, teacher, settings, held_t_ids, held_targets, setup, reporter, teacher_ids)
+    # 2. The shape: how many layers (and which), how wide an embedding, which vocabulary. Measured, not assumed.
+    choose = functools.partial(_choose_shape, ctx, teacher, settings, held_t_ids, held_targets, setup, reporter, teacher_ids,
+                               vocabs=vocabs, held_texts=held_texts, distil_texts=all_texts)
     if accel.num_processes > 1 and _searched(settings):
         # Measured latencies differ from process to process (and timing them all at once skews them), and
         # the search's short probes train on one process: rank 0 searches, the others take its shape.
         shape = _agreed(accel, choose() if is_main_process() else None)
     else:
         shape = choose()
+    vocab_plan, student_json = vocabs.specs[shape["vocab"]]
+    held_s_ids = vocabs.ids(shape["vocab"], held_texts) if vocab_plan else held_t_ids
+    student_ids = vocabs.ids(shape["vocab"], all_texts) if vocab_plan else teacher_ids
+    score = (lambda m: train.held_out_score(m, setup, held_s_ids, held_targets)) if held_texts else None
     # 3. The teacher's outputs on the distillation text (cached by content), then the student itself.
     # The width to prune to: the profile's, or the one the shape search chose.
     settings_used = dict(settings, heads_keep=shape["heads_keep"], ffn_keep=shape["ffn_keep"])
@@ -346,6 +347,7 @@ def _build_student(ctx, accel, stage: StageDir | None, key: str, teacher_hash: s
         "heads_per_layer": prune.heads_per_layer(student, t.family),
         "ffn": int(getattr(student.config, FAMILIES[t.family].ffn_key)),
         "vocab_size": vocab_size,
+        "vocab_pruned": vocab_plan is not None,
         "parameters": {
             "teacher": layers.parameter_count(teacher),
             "student": layers.parameter_count(student),
@@ -371,6 +373,38 @@ def _build_student(ctx, accel, stage: StageDir | None, key: str, teacher_hash: s
     }
     train.write_json(stage.path / "student_info.json", info)
     stage.mark_done()
+
+
+@dataclasses.dataclass
+class _Vocabularies:
+    """The vocabularies the student may take, keyed by `Shape.vocab` (rows kept; 0 = the teacher's own):
+    (VocabPlan or None, tokenizer.json). Without vocab_prune only the teacher's; with it and no shape
+    budget only the profile's plan (`vocab_size`); with a shape budget the teacher's, VOCAB_KEEPS of it and
+    the profile's plan, for the search to choose from."""
+
+    specs: dict
+    max_length: int
+
+    @classmethod
+    def plan(cls, teacher_json: dict, texts, settings: dict, max_length: int) -> "_Vocabularies":
+        specs = {0: (None, teacher_json)}
+        if settings["vocab_prune"]:
+            rows = len(teacher_json["model"]["vocab"])
+            sizes = [settings["vocab_size"]] + ([round(k * rows) for k in shape_search.VOCAB_KEEPS] if _searched(settings) else [])
+            plans = {}
+            for size in sizes:
+                p = vocab.plan(teacher_json, texts, size)
+                plans.setdefault(p.new_size, p)  # a size below what the corpus needs gives the same plan as another
+            if not _searched(settings):
+                specs = {}  # the profile asked for its pruned vocabulary: no other to choose
+            for size, p in plans.items():
+                if size < rows or not _searched(settings):
+                    specs[size] = (p, vocab.rewrite_tokenizer_json(teacher_json, p))
+        return cls(specs, max_length)
+
+    def ids(self, rows: int, texts) -> list[list[int]]:
+        """`texts` tokenised with the vocabulary of `rows` rows."""
+        return train.tokenize(load_tokenizer(self.specs[rows][1]), texts, self.max_length)
 
 
 def _budget(settings: dict, n_texts: int, processes: int) -> train.Budget:
@@ -425,10 +459,12 @@ def _fill_texts(texts, held_texts, cap: int | None, seed: int) -> list[str]:
     return pool[: cap - len(texts)]
 
 
-def _choose_shape(ctx, teacher, settings, held_ids, held_targets, setup, reporter, distil_ids=()) -> dict:
-    """Which teacher layers to keep, the embedding rank and the width (heads, FFN kept): from the profile,
-    by measured layer choice, or (with `--max-mb` / `--max-latency-ms` / `--min-speedup`) by the shape search.
-    Returns {"layers", "rank", "heads_keep", "ffn_keep", "layer_choice"} (+ "search")."""
+def _choose_shape(ctx, teacher, settings, held_ids, held_targets, setup, reporter, distil_ids=(), *, vocabs: _Vocabularies,
+                  held_texts=(), distil_texts=()) -> dict:
+    """Which teacher layers to keep, the embedding rank, the width (heads, FFN kept) and the vocabulary:
+    from the profile, by measured layer choice, or (with `--max-mb` / `--max-latency-ms` / `--min-speedup`)
+    by the shape search. `held_ids` and `distil_ids` are the teacher's token ids of `held_texts` and
+    `distil_texts`. Returns {"layers", "rank", "heads_keep", "ffn_keep", "vocab", "layer_choice"} (+ "search")."""
     t = ctx.teacher
     n = layers.num_layers(teacher, t.family)
 
@@ -439,14 +475,31 @@ def _choose_shape(ctx, teacher, settings, held_ids, held_targets, setup, reporte
     def score(model) -> float:
         return train.held_out_score(model, setup, ids, targets)
 
-    measurable = bool(held_ids) and not settings["vocab_prune"]  # a pruned vocabulary has other ids
+    # Layer subsets are cut from the teacher and scored in its own token ids, also where the student will
+    # prune the vocabulary: which layers carry the function does not depend on the lookup table's rows.
+    measurable = bool(held_ids)
     width = {"heads_keep": settings["heads_keep"], "ffn_keep": settings["ffn_keep"]}
     if _searched(settings) and measurable:
         # The rest of the held-out slice scores heads and neurons for the pruned candidates (all of it
         # when it is small): not the texts that rank them.
         rest = len(held_ids) > SHAPE_TEXTS
         importance = (held_ids[SHAPE_TEXTS:], {k: v[SHAPE_TEXTS:] for k, v in held_targets.items()}) if rest else (ids, targets)
-        return _search_shape(ctx, teacher, settings, setup, score, importance, reporter, distil_ids)
+        probe_texts = list(distil_texts[: PROBE_STEPS * settings["batch_size"]])
+
+        def score_in(model, rows: int) -> float:
+            """`score` in the token ids of the vocabulary of `rows` rows."""
+            if not rows:
+                return score(model)
+            if rows not in held_of:
+                held_of[rows] = vocabs.ids(rows, held_texts[:SHAPE_TEXTS])
+            return train.held_out_score(model, setup, held_of[rows], targets)
+
+        def probe_ids(rows: int) -> list:
+            """The probe distillation's texts in the token ids of the vocabulary of `rows` rows."""
+            return distil_ids[: len(probe_texts)] if not rows else vocabs.ids(rows, probe_texts)
+
+        held_of: dict = {}
+        return _search_shape(ctx, teacher, settings, setup, score, importance, reporter, distil_ids, vocabs, score_in, probe_ids)
     depth, rank = settings["layers"], settings["embedding_rank"]
     if settings["layer_choice"] == "measured" and depth < n and measurable:
         with reporter.task(f"scoring {depth}-of-{n} layer subsets on {len(ids)} held-out texts", total=None):
@@ -456,12 +509,15 @@ def _choose_shape(ctx, teacher, settings, held_ids, held_targets, setup, reporte
     else:
         chosen = layers.pick_layers(n, depth)
         choice = {"method": "even" if depth < n else "all", "candidates": [], "scored": 0}
-    return {"layers": chosen, "rank": rank, **width, "layer_choice": choice}
+    rows = next((r for r in vocabs.specs if r), 0)  # the profile's: its pruned plan with vocab_prune, else the teacher's (0)
+    return {"layers": chosen, "rank": rank, **width, "vocab": rows, "layer_choice": choice}
 
 
-def _search_shape(ctx, teacher, settings, setup, score, importance, reporter, distil_ids) -> dict:
+def _search_shape(ctx, teacher, settings, setup, score, importance, reporter, distil_ids, vocabs, score_in, probe_ids) -> dict:
     """The shape search (student/shape.py): candidates by estimated size, measured latency and untrained
-    score; the best few that fit every budget distilled briefly (`_probe_training`), and the best of those."""
+    score; the best few that fit every budget distilled briefly (`_probe_training`), and the best of those.
+    `score_in(model, rows)` scores a candidate in its vocabulary's token ids, `probe_ids(rows)` gives the
+    probe distillation's texts in them (rows 0: the teacher's vocabulary)."""
     t = ctx.teacher
     cfg, fam = teacher.config, FAMILIES[t.family]
     dims = shape_search.Dimensions(
@@ -483,12 +539,12 @@ def _search_shape(ctx, teacher, settings, setup, score, importance, reporter, di
     # gate then fails. Without --max-mb the profile's embedding rank is kept.
     size_limit = ctx.target.budget.max_size_mb
     by_gate = not max_mb or size_limit < max_mb  # which limit a no-fit line names
+    tried_vocabs = shape_search.vocab_sizes(dims.vocab, [rows for rows in vocabs.specs if rows])
     shapes = shape_search.candidates(dims, n, size_limit, q.embedding_bits, q.embedding_block_size,
                                      widths_tried=widths, ranks=None if max_mb else (settings["embedding_rank"],),
-                                     signatures=_signatures(ctx))
+                                     signatures=_signatures(ctx), vocabs=tried_vocabs)
     seq, threads = min(ctx.target.sequence_buckets), ctx.target.threads
-    subsets, scores_of, svd = {}, {}, None
-    table = layers.word_embeddings(teacher, t.family).weight.data
+    subsets, scores_of, svd_of = {}, {}, {}
 
     def subset(depth: int):
         if depth not in subsets:
@@ -496,8 +552,8 @@ def _search_shape(ctx, teacher, settings, setup, score, importance, reporter, di
         return subsets[depth]
 
     def probe(s: shape_search.Shape):
-        """The untrained candidate: the depth's best layer subset, pruned to the width, factorised."""
-        nonlocal svd
+        """The untrained candidate: the depth's best layer subset, pruned to the width, its vocabulary
+        pruned (where the profile allows it), factorised."""
         model = layers.layer_subset(teacher, t.family, list(subset(s.layers)[0].layers))
         if s.heads_keep < 1 or s.ffn_keep < 1:
             if s.layers not in scores_of:
@@ -505,9 +561,12 @@ def _search_shape(ctx, teacher, settings, setup, score, importance, reporter, di
                 batches = [list(range(i, min(i + 32, len(ids)))) for i in range(0, len(ids), 32)]
                 scores_of[s.layers] = _importance(model, setup, ids, targets, batches)
             _prune_to(model, t.family, scores_of[s.layers], s.heads_keep, s.ffn_keep)
+        if s.vocab:
+            vocab.shrink_word_embeddings(model, t.family, vocabs.specs[s.vocab][0])
         if s.rank:
-            svd = svd or embedding.TableSVD(table)
-            embedding.factorise_word_embeddings(model, t.family, s.rank, svd)
+            if s.vocab not in svd_of:  # one SVD per vocabulary (its rows), shared by every rank
+                svd_of[s.vocab] = embedding.TableSVD(layers.word_embeddings(model, t.family).weight.data)
+            embedding.factorise_word_embeddings(model, t.family, s.rank, svd_of[s.vocab])
         return model.eval()
 
     def latency(s) -> float:
@@ -527,15 +586,15 @@ def _search_shape(ctx, teacher, settings, setup, score, importance, reporter, di
             if s.fits:
                 ranked = subset(s.layers)
                 value = ranked[0].score  # the full-width, full-table subset: already measured
-                if s.rank or s.heads_keep < 1 or s.ffn_keep < 1:
-                    value = score(probe(s))
+                if s.rank or s.heads_keep < 1 or s.ffn_keep < 1 or s.vocab:
+                    value = score_in(probe(s), s.vocab)
                 s = dataclasses.replace(s, subset=tuple(ranked[0].layers), score=round(value, 5))
                 choices[s.layers] = ranked
             measured.append(s)
             bar.advance(1)
     fitting = [s for s in measured if s.score is not None]
     if fitting and distil_ids:
-        measured = _probe_training(measured, probe, teacher, setup, settings, score, distil_ids, reporter)
+        measured = _probe_training(measured, probe, teacher, setup, settings, score_in, distil_ids, probe_ids, reporter)
         fitting = [s for s in measured if s.score is not None]
     if not fitting:
         timed_ones = [s for s in measured if s.latency_ms is not None]  # the latency budget ruled them out
@@ -551,13 +610,15 @@ def _search_shape(ctx, teacher, settings, setup, score, importance, reporter, di
     best = max(fitting, key=lambda s: (s.trained_score is not None, s.trained_score if s.trained_score is not None else s.score))
     if timed and best.latency_ms is None:  # within the budget by the binary search; time it for the record
         best = dataclasses.replace(best, latency_ms=round(latency(best), 3))
-        measured = [best if (m.layers, m.width) == (best.layers, best.width) else m for m in measured]
+        measured = [best if (m.layers, m.width, m.vocab) == (best.layers, best.width, best.vocab) else m for m in measured]
     return {
         "layers": list(best.subset), "rank": best.rank, "heads_keep": best.heads_keep, "ffn_keep": best.ffn_keep,
+        "vocab": best.vocab,
         "layer_choice": _choice_record(choices[best.layers], n, t.task),
         "search": {"max_mb": max_mb or None, "max_latency_ms": settings.get("max_latency_ms"), "min_speedup": speedup or None,
                    "latency_budget_ms": round(max_ms, 4) if timed else None, "size_limit_mb": size_limit,
                    "probe_steps": PROBE_STEPS, "embedding_bits": q.embedding_bits,
+                   "vocabularies": [rows or dims.vocab for rows in tried_vocabs], "teacher_vocab": dims.vocab,
                    "latency": {"format": "onnx", "tokens": seq, "threads": threads, "teacher_ms": round(teacher_ms, 3)}
                    if timed else None,
                    "chosen": best.as_dict(), "candidates": [s.as_dict() for s in measured],
@@ -565,7 +626,7 @@ def _search_shape(ctx, teacher, settings, setup, score, importance, reporter, di
     }
 
 
-def _probe_training(shapes, probe, teacher, setup, settings, score, distil_ids, reporter) -> list:
+def _probe_training(shapes, probe, teacher, setup, settings, score_in, distil_ids, probe_ids, reporter) -> list:
     """Re-rank the best candidates by a short distillation. Untrained scores over-rate a larger embedding
     rank against full width: training recovers the factorised table within ~100 steps, not pruned heads
     and neurons. On MiniLM (android-arm64, 1,500 steps, STS-B dev): under --max-mb 8 --max-latency-ms 0.59
@@ -573,7 +634,8 @@ def _probe_training(shapes, probe, teacher, setup, settings, score, distil_ids, 
     Spearman; under --max-latency-ms 0.59, 2 full-width layers at rank 96 reached 96.9%, and after 100
     steps they scored 0.792 against 0.706-0.752 for the pruned shapes beside them. The PROBE_CANDIDATES best
     by untrained score, and the best at full width, each train PROBE_STEPS steps on the first
-    PROBE_STEPS x batch distillation texts (rank 0 only) and are scored again on the held-out texts."""
+    PROBE_STEPS x batch distillation texts (rank 0 only) and are scored again on the held-out texts, each
+    in its own vocabulary's token ids (`score_in`, `probe_ids`)."""
     fitting = sorted((s for s in shapes if s.score is not None), key=lambda s: -s.score)
     chosen = fitting[:PROBE_CANDIDATES]
     full = next((s for s in fitting if s.width == (1.0, 1.0)), None)
@@ -585,9 +647,10 @@ def _probe_training(shapes, probe, teacher, setup, settings, score, distil_ids, 
     with reporter.task(f"distilling the {len(chosen)} best shapes {PROBE_STEPS} steps each", total=len(chosen)) as bar:
         for s in chosen:
             model = probe(s)
-            curve = train.distil(model, setup, teacher_ids, targets, budget=train.Budget(steps=PROBE_STEPS, eval_every=PROBE_STEPS),
+            curve = train.distil(model, setup, probe_ids(s.vocab), targets,
+                                 budget=train.Budget(steps=PROBE_STEPS, eval_every=PROBE_STEPS),
                                  lr=settings["learning_rate"], batch_size=settings["batch_size"], seed=0,
-                                 accel=train.LocalAccelerator(), evaluate=score)
+                                 accel=train.LocalAccelerator(), evaluate=lambda m, rows=s.vocab: score_in(m, rows))
             trained[id(s)] = round(dict(curve.evals)[curve.best_step], 5)
             bar.advance(1)
     return [dataclasses.replace(s, trained_score=trained[id(s)]) if id(s) in trained else s for s in shapes]

@@ -1,7 +1,8 @@
 """The student shape that keeps the most fidelity under a size or latency budget (`--max-mb`,
 `--max-latency-ms`, issue #11).
 
-Candidates are (teacher layers kept, attention heads kept, FFN neurons kept, word-embedding rank). Each
+Candidates are (teacher layers kept, attention heads kept, FFN neurons kept, word-embedding rank, and, where
+the profile allows a pruned vocabulary, vocabulary rows kept). Each
 one's int8 file size is estimated from its parameter counts (below); among those that fit, each is built
 untrained (the best measured layer subset of its depth, heads and neurons pruned by Taylor importance,
 the embedding factorised by SVD) and scored by fidelity to the teacher on held-in text. A larger rank
@@ -14,6 +15,13 @@ exported to ONNX, quantised as the profile says, and timed in onnxruntime (batch
 count, an input of the smallest bucket's length) on the build machine, beside the teacher timed the same
 way. A deeper student of the same width is never faster, so a binary search over depths finds, for each
 width, the deepest one within the budget: a handful of exports rather than the whole grid.
+
+Vocabulary is a dimension only where the profile prunes it (`[student] vocab_prune = true`, for domain
+bundles): the default keeps the teacher's tokenizer. Then the teacher's whole vocabulary and VOCAB_KEEPS of
+it (each planned from the distillation text, student/vocab.py) are tried, each with the largest rank that
+fits: fewer rows buy a larger rank or another layer. A pruned candidate is scored in its own token ids, so
+held-out words that split differently count against it. The vocabulary changes only the lookup table, whose
+cost does not grow with its rows, so a latency budget times each depth and width once for every vocabulary.
 
 The size estimate is of the largest model file, as the size gate measures it; it is checked against the
 real file after the build (report: "estimated vs measured"), and the gate still applies.
@@ -45,6 +53,10 @@ TFLITE_SIGNATURE_BYTES_PER_CHANNEL = 15
 # FFN 768 or 6 heads / FFN 512 reached 94.3% / 93.0% of the teacher's STS-B after training, against
 # 97.6-97.9% at full width (bench/exploration Q4), and untrained they score lower still.
 HEAD_KEEPS = (1.0, 0.75, 0.5)
+# Shares of the teacher's vocabulary tried where the profile prunes it. On MiniLM's 30.5k wordpieces, all 6
+# layers, untrained, planned from the built-in corpus: 16k rows kept 99.0% of the teacher's STS-B, 12k 98.2%,
+# 8k 97.2% (issue #11); these are ~15k, ~12k and ~7.6k rows.
+VOCAB_KEEPS = (0.5, 0.4, 0.25)
 FFN_KEEPS = (1.0, 0.5, 0.25)
 
 
@@ -60,6 +72,7 @@ class Shape:
     ffn_keep: float = 1.0
     latency_ms: float | None = None  # measured p50 (latency budgets only); None = not measured
     trained_score: float | None = None  # the same score after a short distillation (the best few only)
+    vocab: int = 0  # vocabulary rows kept (a pruned vocabulary); 0 = the teacher's whole vocabulary
 
     @property
     def width(self) -> tuple[float, float]:
@@ -121,21 +134,33 @@ def widths(d: Dimensions, prune: bool) -> list[tuple[float, float]]:
     return [own] + [w for w in grid if w != own]
 
 
+def vocab_sizes(teacher_rows: int, pruned_rows: list[int]) -> list[int]:
+    """The vocabularies to try, as Shape.vocab values: the teacher's (0) first, then each pruned plan's
+    row count (`pruned_rows`, from VOCAB_KEEPS and the profile's `vocab_size`) that is smaller, once each."""
+    out = [0]
+    for rows in sorted(set(pruned_rows), reverse=True):
+        if 0 < rows < teacher_rows:
+            out.append(rows)
+    return out
+
+
 def candidates(d: Dimensions, teacher_layers: int, max_mb: float, embedding_bits: int = 8, block: int = 32,
-               widths_tried=None, ranks=None, signatures: int = 1) -> list[Shape]:
-    """Every depth (and width) with the largest rank that fits `max_mb` (or the smallest rank, marked as
-    not fitting). Below 8 bits the table is stored in blocks along its width, so a rank must be a
-    multiple of `block`. `ranks` restricts the ranks tried (a latency budget alone keeps the profile's)."""
+               widths_tried=None, ranks=None, signatures: int = 1, vocabs=(0,)) -> list[Shape]:
+    """Every depth (and width, and vocabulary) with the largest rank that fits `max_mb` (or the smallest
+    rank, marked as not fitting). Below 8 bits the table is stored in blocks along its width, so a rank
+    must be a multiple of `block`. `ranks` restricts the ranks tried (a latency budget alone keeps the
+    profile's). `vocabs` are Shape.vocab values: 0 is the teacher's `d.vocab` rows."""
     ranks = [r for r in (ranks if ranks is not None else (0, *RANKS))
              if r < d.hidden and (embedding_bits == 8 or r % block == 0)]
     out = []
     for heads_keep, ffn_keep in widths_tried or [(d.heads_keep, d.ffn_keep)]:
-        dw = replace(d, heads_keep=heads_keep, ffn_keep=ffn_keep)
         for layers in range(teacher_layers, 0, -1):
-            tried = [Shape(layers, r, estimate_mb(dw, layers, r, embedding_bits, signatures), False, heads_keep=heads_keep,
-                           ffn_keep=ffn_keep) for r in ranks]
-            fitting = [s for s in tried if s.estimated_mb <= max_mb]
-            out.append(replace(fitting[0], fits=True) if fitting else tried[-1])
+            for rows in vocabs:
+                dw = replace(d, heads_keep=heads_keep, ffn_keep=ffn_keep, vocab=rows or d.vocab)
+                tried = [Shape(layers, r, estimate_mb(dw, layers, r, embedding_bits, signatures), False, heads_keep=heads_keep,
+                               ffn_keep=ffn_keep, vocab=rows) for r in ranks]
+                fitting = [s for s in tried if s.estimated_mb <= max_mb]
+                out.append(replace(fitting[0], fits=True) if fitting else tried[-1])
     return out
 
 
@@ -143,28 +168,31 @@ def deepest_within(shapes: list[Shape], latency_ms, budget_ms: float) -> list[Sh
     """For each width, a binary search over the depths (that fit the size budget) for the deepest one
     whose measured latency, `latency_ms(shape)`, is within `budget_ms`. Depths above it are marked not
     fitting; those measured carry their latency. A deeper student of one width is never faster, so
-    only about log2(depths) + 1 shapes per width are exported and timed."""
+    only about log2(depths) + 1 shapes per width are exported and timed. Shapes that differ only in
+    their vocabulary (and so in the rank that fits) share one timing per depth: the first of them is
+    timed, and a lookup's cost does not grow with its rows."""
     out = {id(s): s for s in shapes}
-    by_width: dict[tuple[float, float], list[Shape]] = {}
+    by_width: dict[tuple[float, float], dict[int, list[Shape]]] = {}
     for s in shapes:
         if s.fits:
-            by_width.setdefault(s.width, []).append(s)
-    for group in by_width.values():
-        group.sort(key=lambda s: s.layers)
+            by_width.setdefault(s.width, {}).setdefault(s.layers, []).append(s)
+    for depths in by_width.values():
+        group = [depths[d] for d in sorted(depths)]  # per depth, the shapes that share its timing
         lo, hi = 0, len(group) - 1  # the answer is in group[:lo] ... group[hi]; -1 when none fits
         best = -1
         while lo <= hi:
             mid = (lo + hi) // 2
-            ms = float(latency_ms(group[mid]))
-            measured = replace(group[mid], latency_ms=round(ms, 3), fits=ms <= budget_ms)
-            out[id(group[mid])] = measured
+            ms = float(latency_ms(group[mid][0]))
+            for s in group[mid]:
+                out[id(s)] = replace(s, latency_ms=round(ms, 3), fits=ms <= budget_ms)
             if ms <= budget_ms:
                 best, lo = mid, mid + 1
             else:
                 hi = mid - 1
-        for s in group[best + 1 :]:
-            if out[id(s)].fits:  # deeper than one measured over the budget: slower still
-                out[id(s)] = replace(out[id(s)], fits=False)
+        for same_depth in group[best + 1 :]:
+            for s in same_depth:
+                if out[id(s)].fits:  # deeper than one measured over the budget: slower still
+                    out[id(s)] = replace(out[id(s)], fits=False)
     return [out[id(s)] for s in shapes]
 
 
