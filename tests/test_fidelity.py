@@ -380,9 +380,11 @@ def assert_probed_then_chosen(search: dict) -> None:
 
     measured = sorted((c for c in search["candidates"] if c["score"] is not None), key=lambda c: -c["score"])
     probed = [c for c in measured if c["trained_score"] is not None]
-    assert measured[0] in probed and 1 <= len(probed) <= distil.PROBE_CANDIDATES + 1
+    assert measured[0] in probed and 1 <= len(probed) <= distil.PROBE_CANDIDATES + 2
     full = [c for c in measured if (c["heads_keep"], c["ffn_keep"]) == (1.0, 1.0)]
     assert not full or full[0] in probed
+    teachers = [c for c in measured if not c.get("vocab")]  # the best that keeps the teacher's tokenizer
+    assert not teachers or teachers[0] in probed
     assert search["chosen"]["trained_score"] == max(c["trained_score"] for c in probed)
     assert all(c["trained_score"] >= c["score"] - 1e-6 for c in probed)  # the probe keeps its best step, 0 included
 

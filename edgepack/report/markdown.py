@@ -169,12 +169,12 @@ def _search_markdown(search: dict) -> list[str]:
     vocabs = len(search.get("vocabularies") or ()) > 1  # the profile prunes the vocabulary: a column of its own
 
     def rows(c) -> str:
-        return f"{(c.get('vocab') or teacher_vocab) / 1000:.1f}k" + ("" if c.get("vocab") else " (teacher's)")
+        return f"{c.get('vocab') or teacher_vocab:,}" + ("" if c.get("vocab") else " (teacher's)")
 
     lines = ["", f"## Shape search ({flags})", "",
              f"{how} (estimated int8 size, word embeddings {search['embedding_bits']}-bit), scored untrained by "
              "fidelity to the teacher on held-in text"
-             + (f"; {len(probed)} of them (the best untrained, and the best at full width) then distilled {steps} steps "
+             + (f"; {len(probed)} of them (the best untrained, the best at full width and the best in the teacher's vocabulary) then distilled {steps} steps "
                 "each and scored again, since an untrained score over-rates a larger embedding rank against pruned "
                 "heads and neurons"
                 if probed else "")
@@ -183,7 +183,7 @@ def _search_markdown(search: dict) -> list[str]:
              + (f", vocabulary {rows(chosen)}" if vocabs else "") + "**."]
     if vocabs:
         lines += ["", "The profile prunes the vocabulary (`[student] vocab_prune = true`), so vocabularies of "
-                  + ", ".join(f"{v / 1000:.1f}k" for v in search["vocabularies"])
+                  + ", ".join(f"{v:,}" for v in search["vocabularies"])
                   + " rows (the first is the teacher's) were candidates too, each planned from the distillation text "
                   "and scored in its own token ids: held-out words that split differently count against it. Held-out "
                   "text is the user's own; text unlike it splits differently more often (see Tokenisation)."]

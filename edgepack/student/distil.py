@@ -48,7 +48,7 @@ FALLBACK_TEACHER_RATE = 200.0  # texts/s, only when nothing was held out to time
 TEXT_PASSES = 2
 TRAIN_MAX_LENGTH = 128  # longer inputs are rare in distillation text and cost quadratic attention
 SCORING_BATCHES = 16  # batches used to score heads and neurons before pruning
-PROBE_CANDIDATES = 4  # shape search: candidates (best untrained, plus the best at full width) distilled briefly
+PROBE_CANDIDATES = 4  # shape search: candidates (best untrained, plus the best at full width and in the teacher's vocabulary) distilled briefly
 PROBE_STEPS = 100  # ... for this many steps each (see _probe_training)
 
 
@@ -202,8 +202,9 @@ def _size_inputs(ctx: BuildContext) -> dict:
     latencies depend on the machine too, which no key can name: a cached student is re-used as it is."""
     q = ctx.target.quantize
     out = {"embedding_bits": q.embedding_bits, "embedding_block_size": q.embedding_block_size, "mode": q.mode}
-    # 2: heads/FFN widths and short probe distillations; 3: size estimates count the signatures; 4: vocabularies
-    out["search"] = 4
+    # 2: heads/FFN widths and short probe distillations; 3: size estimates count the signatures. The vocabulary
+    # dimension (vocab_prune only) is keyed by "vocab-v2" in make_student: other searched students keep their keys.
+    out["search"] = 3
     out["signatures"] = _signatures(ctx)
     if ctx.options.max_latency_ms or ctx.options.min_speedup:
         out.update(spec=repr(q), seq=min(ctx.target.sequence_buckets), threads=ctx.target.threads)
@@ -633,14 +634,18 @@ def _probe_training(shapes, probe, teacher, setup, settings, score_in, distil_id
     the untrained best (3 layers, 9/12 heads, FFN 384, rank 256) distilled to 96.2% of the teacher's
     Spearman; under --max-latency-ms 0.59, 2 full-width layers at rank 96 reached 96.9%, and after 100
     steps they scored 0.792 against 0.706-0.752 for the pruned shapes beside them. The PROBE_CANDIDATES best
-    by untrained score, and the best at full width, each train PROBE_STEPS steps on the first
+    by untrained score, the best at full width and the best in the teacher's vocabulary each train PROBE_STEPS steps on the first
     PROBE_STEPS x batch distillation texts (rank 0 only) and are scored again on the held-out texts, each
     in its own vocabulary's token ids (`score_in`, `probe_ids`)."""
     fitting = sorted((s for s in shapes if s.score is not None), key=lambda s: -s.score)
     chosen = fitting[:PROBE_CANDIDATES]
-    full = next((s for s in fitting if s.width == (1.0, 1.0)), None)
-    if full is not None and full not in chosen:
-        chosen.append(full)
+    # The best at full width, and the best in the teacher's own vocabulary (a pruned vocabulary's larger rank
+    # scores well untrained too, and on MiniLM trained worse in 100 steps: text splits into pieces it must
+    # learn), always train as well, so neither is ruled out by an untrained score alone.
+    for keep in (lambda s: s.width == (1.0, 1.0), lambda s: s.vocab == 0):
+        best = next((s for s in fitting if keep(s)), None)
+        if best is not None and best not in chosen:
+            chosen.append(best)
     teacher_ids = distil_ids[: PROBE_STEPS * settings["batch_size"]]
     targets = train.teacher_outputs(teacher, setup, teacher_ids)
     trained = {}
