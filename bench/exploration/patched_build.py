@@ -1,5 +1,11 @@
-"""Exploration: a hybrid lookup (the first K ids full-width, every id also rank R, trained) in the default build.
-usage: python bench/exploration/hybrid_lookup.py K R CACHE   (or: ... eval STUDENT_DIR)"""
+"""The default android-arm64 build with one change patched in; stops after training and scores the fp32
+student on STS-B dev (imports edgepack). Research only: the cache key does not see the patch, so give each
+run its own cache (copy the teacher-outputs-* entries of ~/.cache/edgepack into it to skip the teacher pass).
+
+    python bench/exploration/patched_build.py hybrid K R CACHE   # hybrid_lookup.md
+    python bench/exploration/patched_build.py mse W CACHE        # loss_weight.md: train.MSE_WEIGHT = W
+    python bench/exploration/patched_build.py eval STUDENT_DIR   # a saved student, in its own tokenizer
+"""
 import csv, sys, numpy as np, torch
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -35,10 +41,17 @@ if sys.argv[1] == "eval":
     dev_ids = [e.ids for e in tok.encode_batch(sents)]
     report(sys.argv[2], load_hf_model(Path(sys.argv[2]), "sentence-embedding")); sys.exit(0)
 
-K, R, cache = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 import edgepack
 from edgepack.families import FAMILIES, set_attr
-from edgepack.student import distil, embedding, layers
+from edgepack.student import distil, embedding, layers, train
+
+mode = sys.argv[1]
+if mode == "hybrid":
+    K, R, cache = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    name = f"hybrid K{K} R{R}"
+else:
+    train.MSE_WEIGHT, cache = float(sys.argv[2]), sys.argv[3]
+    name = f"MSE weight {train.MSE_WEIGHT:g}"
 
 class Hybrid(torch.nn.Module):
     def __init__(self, table):
@@ -53,8 +66,9 @@ class Hybrid(torch.nn.Module):
 
 def patched(model, family, rank, svd=None):
     set_attr(model.base_model, FAMILIES[family].word_embeddings, Hybrid(layers.word_embeddings(model, family).weight.data))
-embedding.factorise_word_embeddings = patched
+if mode == "hybrid":
+    embedding.factorise_word_embeddings = patched
 def cap(student, student_dir, setup, ids):
-    report(f"hybrid K{K} R{R}", student); raise SystemExit(0)
+    report(name, student); raise SystemExit(0)
 distil._check_round_trip = cap
 edgepack.build(target="android-arm64", out=Path(cache) / "out", cache_dir=cache)
