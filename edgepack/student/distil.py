@@ -388,19 +388,17 @@ class _Vocabularies:
 
     @classmethod
     def plan(cls, teacher_json: dict, texts, settings: dict, max_length: int) -> "_Vocabularies":
+        if not settings["vocab_prune"]:
+            return cls({0: (None, teacher_json)}, max_length)
+        if not _searched(settings):  # the profile's pruned vocabulary, no other to choose
+            p = vocab.plan(teacher_json, texts, settings["vocab_size"])
+            return cls({p.new_size: (p, vocab.rewrite_tokenizer_json(teacher_json, p))}, max_length)
+        rows = len(teacher_json["model"]["vocab"])
         specs = {0: (None, teacher_json)}
-        if settings["vocab_prune"]:
-            rows = len(teacher_json["model"]["vocab"])
-            sizes = [settings["vocab_size"]] + ([round(k * rows) for k in shape_search.VOCAB_KEEPS] if _searched(settings) else [])
-            plans = {}
-            for size in sizes:
-                p = vocab.plan(teacher_json, texts, size)
-                plans.setdefault(p.new_size, p)  # a size below what the corpus needs gives the same plan as another
-            if not _searched(settings):
-                specs = {}  # the profile asked for its pruned vocabulary: no other to choose
-            for size, p in plans.items():
-                if size < rows or not _searched(settings):
-                    specs[size] = (p, vocab.rewrite_tokenizer_json(teacher_json, p))
+        for p in vocab.plans(teacher_json, texts, [settings["vocab_size"]] + [round(k * rows) for k in shape_search.VOCAB_KEEPS]):
+            # a size below what the corpus needs gives the same plan as another; one as large as the teacher's is none
+            if p.new_size < rows and p.new_size not in specs:
+                specs[p.new_size] = (p, vocab.rewrite_tokenizer_json(teacher_json, p))
         return cls(specs, max_length)
 
     def ids(self, rows: int, texts) -> list[list[int]]:
@@ -486,21 +484,20 @@ def _choose_shape(ctx, teacher, settings, held_ids, held_targets, setup, reporte
         rest = len(held_ids) > SHAPE_TEXTS
         importance = (held_ids[SHAPE_TEXTS:], {k: v[SHAPE_TEXTS:] for k, v in held_targets.items()}) if rest else (ids, targets)
         probe_texts = list(distil_texts[: PROBE_STEPS * settings["batch_size"]])
+        texts_of = {"held": held_texts[:SHAPE_TEXTS], "probe": probe_texts}
+        teacher_ids_of = {"held": ids, "probe": distil_ids[: len(probe_texts)]}
+
+        @functools.cache
+        def tokens(rows: int, which: str) -> list:
+            """The ranking ("held") or probe distillation ("probe") texts in the token ids of the vocabulary
+            of `rows` rows (0: the teacher's, already tokenised); each vocabulary tokenises them once."""
+            return teacher_ids_of[which] if not rows else vocabs.ids(rows, texts_of[which])
 
         def score_in(model, rows: int) -> float:
-            """`score` in the token ids of the vocabulary of `rows` rows."""
-            if not rows:
-                return score(model)
-            if rows not in held_of:
-                held_of[rows] = vocabs.ids(rows, held_texts[:SHAPE_TEXTS])
-            return train.held_out_score(model, setup, held_of[rows], targets)
+            return train.held_out_score(model, setup, tokens(rows, "held"), targets)
 
-        def probe_ids(rows: int) -> list:
-            """The probe distillation's texts in the token ids of the vocabulary of `rows` rows."""
-            return distil_ids[: len(probe_texts)] if not rows else vocabs.ids(rows, probe_texts)
-
-        held_of: dict = {}
-        return _search_shape(ctx, teacher, settings, setup, score, importance, reporter, distil_ids, vocabs, score_in, probe_ids)
+        return _search_shape(ctx, teacher, settings, setup, score, importance, reporter, distil_ids, vocabs, score_in,
+                             lambda rows: tokens(rows, "probe"))
     depth, rank = settings["layers"], settings["embedding_rank"]
     if settings["layer_choice"] == "measured" and depth < n and measurable:
         with reporter.task(f"scoring {depth}-of-{n} layer subsets on {len(ids)} held-out texts", total=None):

@@ -69,6 +69,11 @@ def require_prunable(tokenizer_json: dict) -> None:
 
 def plan(tokenizer_json: dict, texts, size: int = 0) -> VocabPlan:
     """Choose the ids to keep for `texts` (tokenised with the teacher's tokenizer)."""
+    return plans(tokenizer_json, texts, (size,))[0]
+
+
+def plans(tokenizer_json: dict, texts, sizes) -> list[VocabPlan]:
+    """`plan` for each of `sizes`, tokenising `texts` once (the shape search plans several vocabularies)."""
     model = tokenizer_json["model"]
     if model.get("type") != "WordPiece":
         raise ValueError(f"vocabulary pruning supports WordPiece tokenizers, not {model.get('type')}")
@@ -83,22 +88,29 @@ def plan(tokenizer_json: dict, texts, size: int = 0) -> VocabPlan:
     specials = {a["id"] for a in tokenizer_json.get("added_tokens", [])}
     specials |= {vocab[t] for t in (model.get("unk_token", "[UNK]"),) if t in vocab}
     chars = {i for t, i in vocab.items() if len(t) == 1 or (t.startswith(prefix) and len(t) == len(prefix) + 1)}
-    keep: list[int] = sorted(specials) + sorted(chars - specials)
+    by_count = [i for i, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    by_id = [i for t, i in sorted(vocab.items(), key=lambda kv: kv[1]) if not _is_unused(t)]
+    return [_choose(sorted(specials) + sorted(chars - specials), by_count, by_id, size, len(vocab)) for size in sizes]
+
+
+def _choose(keep: list[int], by_count: list[int], by_id: list[int], size: int, old_size: int) -> VocabPlan:
+    """Specials and characters (`keep`), then the corpus's wordpieces most frequent first, then (up to
+    `size`) the teacher's remaining wordpieces by id."""
     chosen = set(keep)
-    for i, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+    for i in by_count:
         if size and len(keep) >= size:
             break
         if i not in chosen:
             keep.append(i)
             chosen.add(i)
     if size:
-        for t, i in sorted(vocab.items(), key=lambda kv: kv[1]):
+        for i in by_id:
             if len(keep) >= size:
                 break
-            if i not in chosen and not _is_unused(t):
+            if i not in chosen:
                 keep.append(i)
                 chosen.add(i)
-    return VocabPlan(keep_ids=tuple(sorted(chosen)), old_size=len(vocab))
+    return VocabPlan(keep_ids=tuple(sorted(chosen)), old_size=old_size)
 
 
 def rewrite_tokenizer_json(tokenizer_json: dict, vocab_plan: VocabPlan) -> dict:
