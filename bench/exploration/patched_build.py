@@ -6,40 +6,44 @@ run its own cache (copy the teacher-outputs-* entries of ~/.cache/edgepack into 
     python bench/exploration/patched_build.py mse W CACHE        # loss_weight.md: train.MSE_WEIGHT = W
     python bench/exploration/patched_build.py eval STUDENT_DIR   # a saved student, in its own tokenizer
 """
-import csv, sys, numpy as np, torch
+import sys
 from pathlib import Path
+
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from scipy.stats import spearmanr
-from edgepack.modeling import load_hf_model, pooled
-from edgepack.teacher import builtin_model_path
-from edgepack.tokenizer import load_tokenizer, tokenizer_spec
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import baselines as B  # noqa: E402  (STS-B reading and Spearman, as the benchmarks compute them)
+from edgepack.modeling import load_hf_model, run_torch, wrap  # noqa: E402
+from edgepack.teacher import builtin_model_path  # noqa: E402
+from edgepack.tokenizer import load_tokenizer  # noqa: E402
 
-rows = list(csv.reader(open(Path(__file__).resolve().parents[3] / "shared" / "data" / "stsb" / "dev.tsv", encoding="utf-8"), delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
-sents = sorted({s for r in rows for s in r[1:3]}); idx = {s: i for i, s in enumerate(sents)}
-gold = [float(r[0]) for r in rows]
-tok = load_tokenizer(tokenizer_spec(builtin_model_path())); tok.no_padding(); tok.enable_truncation(128)
-dev_ids = [e.ids for e in tok.encode_batch(sents)]
-def sp(e): return spearmanr([float(e[idx[a]] @ e[idx[b]]) for _, a, b in rows], gold).correlation
-@torch.no_grad()
-def embed(m):
-    m = m.float().eval()
-    out = np.zeros((len(sents), 384), np.float32)
-    order = sorted(range(len(sents)), key=lambda i: len(dev_ids[i]))
-    for s in range(0, len(order), 64):
-        ix = order[s:s+64]; L = max(len(dev_ids[i]) for i in ix)
-        ids = torch.zeros(len(ix), L, dtype=torch.long); mask = torch.zeros_like(ids)
-        for r, i in enumerate(ix): ids[r,:len(dev_ids[i])] = torch.tensor(dev_ids[i]); mask[r,:len(dev_ids[i])] = 1
-        out[ix] = torch.nn.functional.normalize(pooled(m, ids, mask, "mean", True), dim=-1).numpy()
-    return out
-T = embed(load_hf_model(builtin_model_path(), "sentence-embedding")); ts = sp(T)
-def report(name, m):
-    E = embed(m); c = (E * T).sum(1)
-    print(f"RESULT {name}: STS-B dev {100 * sp(E) / ts:.2f}% of the teacher, cosine mean {c.mean():.4f} min {c.min():.4f}", flush=True)
+torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "2")))
+pairs = B.read_stsb(B.default_stsb(), None)
+sents = sorted({s for a, b, _ in pairs for s in (a, b)})
+index = {s: i for i, s in enumerate(sents)}
 
-if sys.argv[1] == "eval":
-    tok = load_tokenizer(tokenizer_spec(Path(sys.argv[2]))); tok.no_padding(); tok.enable_truncation(128)
-    dev_ids = [e.ids for e in tok.encode_batch(sents)]
-    report(sys.argv[2], load_hf_model(Path(sys.argv[2]), "sentence-embedding")); sys.exit(0)
+
+def embed(model, tokenizer_dir: Path):
+    """Normalised mean-pooled embeddings of the dev sentences, tokenised as the runtime does (128 tokens)."""
+    head = wrap(model.float().eval(), "sentence-embedding", "bert")
+    return run_torch(head, load_tokenizer(tokenizer_dir), sents, 128, batch_size=64)
+
+
+T = embed(load_hf_model(builtin_model_path(), "sentence-embedding"), builtin_model_path())
+teacher_spearman = B.spearman(T, index, pairs)
+
+
+def report(name, model, tokenizer_dir=builtin_model_path()):
+    E = embed(model, tokenizer_dir)
+    c = (E * T).sum(1)
+    print(f"RESULT {name}: STS-B dev {100 * B.spearman(E, index, pairs) / teacher_spearman:.2f}% of the teacher, "
+          f"cosine mean {c.mean():.4f} min {c.min():.4f}", flush=True)
+
+
+if sys.argv[1] == "eval":  # a saved student, in its own tokenizer
+    report(sys.argv[2], load_hf_model(Path(sys.argv[2]), "sentence-embedding"), Path(sys.argv[2]))
+    sys.exit(0)
 
 import edgepack
 from edgepack.families import FAMILIES, set_attr
