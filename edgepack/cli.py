@@ -86,6 +86,12 @@ def _hide_native_noise() -> None:
     os.dup2(devnull, 2)
     os.close(devnull)
     sys.stderr = os.fdopen(real, "w", buffering=1, encoding=sys.stderr.encoding or "utf-8", errors="replace")
+    # faulthandler (PYTHONFAULTHANDLER=1, -X faulthandler) writes a crash's stack to the fd it was given: fd 2,
+    # now /dev/null. Point it at the real stderr, or a native crash would leave no trace at all.
+    import faulthandler
+
+    if faulthandler.is_enabled():
+        faulthandler.enable(file=sys.stderr)
 
 
 @main.command()

@@ -6,7 +6,7 @@
 On entry: refuse an --out that is not a bundle (unless --force), take a lock beside --out so a second
 build into it fails fast instead of racing the rename, reap staging that a SIGKILLed build left there
 (the OOM killer, `kill -9`: no `finally` ran), and turn SIGINT/SIGTERM into `Interrupted` so cleanup
-runs as for any error. On success: give the bundle ordinary permissions and rename it onto --out,
+runs as for any error (but never inside an import: see `_signals_raise`). On success: give the bundle ordinary permissions and rename it onto --out,
 holding signals so --out is never missing. Always: remove staging. A previous bundle at --out stays
 byte-identical until the new one is complete.
 """
@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 from pathlib import Path
 
 from .distributed import is_main_process
@@ -65,6 +66,25 @@ def _signals_deferred():
             raise _interrupted(signum)
 
 
+IMPORT_RETRY_S = 0.05  # how often a signal that landed in an import is delivered again
+
+
+def _importing(frame) -> bool:
+    """True while the main thread is inside an import (importlib's frames are on its stack)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib._bootstrap"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _deliver_again(signum: int) -> None:
+    """Send `signum` to this process again shortly; the handler then runs between bytecodes again."""
+    timer = threading.Timer(IMPORT_RETRY_S, os.kill, (os.getpid(), signum))
+    timer.daemon = True
+    timer.start()
+
+
 @contextlib.contextmanager
 def _signals_raise():
     """Turn SIGTERM into an exception so `finally` blocks clean up exactly as for Ctrl-C."""
@@ -73,6 +93,14 @@ def _signals_raise():
         _deferral["received"] = signum
         if _deferral["depth"]:
             _deferral["pending"] = signum
+            return
+        if _importing(frame):
+            # Never raise inside an import: a C extension's initialisation that calls back into Python
+            # (onnx's, importing onnxruntime.quantization at the start of the quantise stage) crashed the
+            # process with SIGSEGV/SIGABRT in 6 of 94 SIGTERMs sent 15-33 ms into that stage, before any
+            # cleanup or message. The signal comes back every IMPORT_RETRY_S and is raised once the
+            # import is over (imports take at most a few seconds).
+            _deliver_again(signum)
             return
         raise _interrupted(signum)
 
