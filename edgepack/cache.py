@@ -7,6 +7,8 @@ DONE marker (see `StageDir`), so an interrupted stage is redone, never half-used
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -80,12 +82,29 @@ class StageDir:
         try:
             os.rename(self.path, self.final)
         except OSError:
-            if (self.final / "DONE").is_file():  # another process published the same key first
-                shutil.rmtree(self.path, ignore_errors=True)
-            else:  # an interrupted run of an older edgepack wrote in place: replace it
-                shutil.rmtree(self.final, ignore_errors=True)
-                os.rename(self.path, self.final)
+            # `final` exists: another process published the key first, or an interrupted run of an older
+            # edgepack wrote in place. Decide under a lock: checked without one, two writers could both
+            # see the old leftover and the second delete what the first had just published there.
+            published = (self.final / "DONE").is_file()  # a published key never changes: no lock needed
+            with _replace_lock(self.final) if not published else contextlib.nullcontext():
+                if not (self.final / "DONE").is_file():  # the old leftover: replace it
+                    shutil.rmtree(self.final, ignore_errors=True)
+                    try:
+                        os.rename(self.path, self.final)
+                    except OSError:  # a writer that needed no lock published meanwhile: keep its copy
+                        pass
+            shutil.rmtree(self.path, ignore_errors=True)  # our copy, unless it was the one renamed
         self.path, self.done = self.final, True
+
+
+@contextlib.contextmanager
+def _replace_lock(final: Path):
+    with open(final.parent / f".{final.name}.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _remove_abandoned(final: Path) -> None:

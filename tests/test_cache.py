@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
+from edgepack import cache
 from edgepack.cache import StageDir
 
 
@@ -59,6 +63,37 @@ def test_an_older_in_place_leftover_is_replaced(tmp_path):
     (stage.path / "model.onnx").write_bytes(b"whole")
     stage.mark_done()
     assert (old / "model.onnx").read_bytes() == b"whole" and (old / "DONE").is_file()
+
+
+def test_two_writers_replacing_an_older_leftover_never_delete_a_published_copy(tmp_path, monkeypatch):
+    # Both writers find the old in-place leftover. Before the fix the second checked for DONE, then (after
+    # the first had replaced the leftover and published) deleted the first one's published directory.
+    final = tmp_path / "export-k"
+    final.mkdir()
+    (final / "model.onnx").write_bytes(b"interrupted")
+    first, second = StageDir(tmp_path, "export", "k"), StageDir(tmp_path, "export", "k")
+    (first.path / "model.onnx").write_bytes(b"first")
+    (second.path / "model.onnx").write_bytes(b"second")
+    real_rmtree, deleted_published, racer = shutil.rmtree, [], []
+
+    def rmtree(path, *args, **kwargs):
+        if Path(path) == final:
+            if not racer:  # the second writer is about to remove the leftover: the first publishes now
+                racer.append(threading.Thread(target=first.mark_done))
+                racer[0].start()
+                racer[0].join(0.5)  # it finishes here without a lock; with one it waits for ours
+            if (final / "DONE").is_file():
+                deleted_published.append(Path(path))
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(cache.shutil, "rmtree", rmtree)
+    second.mark_done()
+    racer[0].join(10)
+    assert not racer[0].is_alive()
+    assert deleted_published == []
+    assert first.done and second.done and first.path == second.path == final and (final / "DONE").is_file()
+    assert (final / "model.onnx").read_bytes() in (b"first", b"second")
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == ["export-k"]  # no staging left
 
 
 def test_staging_of_a_dead_writer_is_removed_once_the_key_is_published(tmp_path):
