@@ -78,6 +78,18 @@ def spearman(emb: np.ndarray, index: dict, pairs) -> float:
     return float(spearmanr(cos, [p[2] for p in pairs]).statistic)
 
 
+# STS-B dev's rows come in genre blocks (read off the rows: image and video captions, then forum posts and
+# answers, then news), 1,500 pairs in all; the exploration scripts break the cosine down by them.
+STSB_DEV_GENRES = {"captions": range(0, 625), "forum": range(625, 1125), "news": range(1125, 1500)}
+
+
+def cosine_by_genre(cos: np.ndarray, index: dict, pairs) -> dict:
+    """Mean cosine to the teacher of the sentences of each STS-B dev genre block (full dev set only)."""
+    if len(pairs) != 1500:
+        return {}
+    return {g: float(cos[sorted({index[s] for i in rows for s in pairs[i][:2]})].mean()) for g, rows in STSB_DEV_GENRES.items()}
+
+
 def normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
@@ -309,6 +321,7 @@ def quality(row, sentences, pairs, index, teacher_emb) -> dict:
         "stsb_spearman": spearman(emb, index, pairs),
         "cosine_to_teacher_mean": float(cos.mean()),
         "cosine_to_teacher_min": float(cos.min()),
+        "cosine_to_teacher_by_genre": cosine_by_genre(cos, index, pairs),
         "bytes_total": int(sum(sizes)),
         "bytes_largest_file": int(max(sizes)),
         "files": len(sizes),

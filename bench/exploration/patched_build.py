@@ -4,6 +4,8 @@ run its own cache (copy the teacher-outputs-* entries of ~/.cache/edgepack into 
 
     python bench/exploration/patched_build.py hybrid K R CACHE   # hybrid_lookup.md
     python bench/exploration/patched_build.py mse W CACHE        # loss_weight.md: train.MSE_WEIGHT = W
+    python bench/exploration/patched_build.py extra FILE CACHE   # forum_text.md: FILE's lines join the built-in text;
+                                                                 # builds the bundle CACHE/out (score_bundles.py)
     python bench/exploration/patched_build.py eval STUDENT_DIR   # a saved student, in its own tokenizer
 """
 import sys
@@ -37,8 +39,9 @@ teacher_spearman = B.spearman(T, index, pairs)
 def report(name, model, tokenizer_dir=builtin_model_path()):
     E = embed(model, tokenizer_dir)
     c = (E * T).sum(1)
+    by_genre = ", ".join(f"{g} {v:.4f}" for g, v in B.cosine_by_genre(c, index, pairs).items())
     print(f"RESULT {name}: STS-B dev {100 * B.spearman(E, index, pairs) / teacher_spearman:.2f}% of the teacher, "
-          f"cosine mean {c.mean():.4f} min {c.min():.4f}", flush=True)
+          f"cosine mean {c.mean():.4f} min {c.min():.4f} ({by_genre})", flush=True)
 
 
 if sys.argv[1] == "eval":  # a saved student, in its own tokenizer
@@ -53,6 +56,13 @@ mode = sys.argv[1]
 if mode == "hybrid":
     K, R, cache = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     name = f"hybrid K{K} R{R}"
+elif mode == "extra":
+    extra_lines, cache = Path(sys.argv[2]).read_text(encoding="utf-8").splitlines(), sys.argv[3]
+    name = f"built-in text + {len(extra_lines)} lines of {Path(sys.argv[2]).name}"
+    import edgepack.data as data_mod
+
+    captions = data_mod.captions_corpus
+    data_mod.captions_corpus = lambda: captions() + extra_lines
 else:
     train.MSE_WEIGHT, cache = float(sys.argv[2]), sys.argv[3]
     name = f"MSE weight {train.MSE_WEIGHT:g}"
@@ -74,5 +84,6 @@ if mode == "hybrid":
     embedding.factorise_word_embeddings = patched
 def cap(student, student_dir, setup, ids):
     report(name, student); raise SystemExit(0)
-distil._check_round_trip = cap
+if mode != "extra":  # "extra" builds the whole bundle (CACHE/out), to be scored like the benchmark's
+    distil._check_round_trip = cap
 edgepack.build(target="android-arm64", out=Path(cache) / "out", cache_dir=cache)

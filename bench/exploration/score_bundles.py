@@ -3,7 +3,7 @@
 usage: python bench/exploration/score_bundles.py BUNDLE [BUNDLE ...]
 
 Prints, per bundle and format: % of the teacher's STS-B dev Spearman, the mean and min cosine of the
-2,910 dev sentences to the teacher, and the largest model file. Uses `bench/baselines.py`'s reader,
+2,910 dev sentences to the teacher (and the mean per genre: captions, forum, news), and the largest model file. Uses `bench/baselines.py`'s reader,
 teacher and `quality()`, so the figures are computed as the benchmarks compute them (imports edgepack).
 """
 
@@ -33,8 +33,9 @@ def main(argv: list[str]) -> int:
         manifest = json.loads((bundle / "edgepack.json").read_text(encoding="utf-8"))
         for fmt in sorted({a["format"] for a in manifest["artifacts"]}):
             q = B.quality(B.BundleRow(fmt, bundle, fmt), sentences, pairs, index, teacher_emb)
+            genres = ", ".join(f"{g} {v:.4f}" for g, v in q["cosine_to_teacher_by_genre"].items())
             print(f"{bundle} {fmt}: {100 * q['stsb_spearman'] / teacher:.2f}% of the teacher, cosine mean "
-                  f"{q['cosine_to_teacher_mean']:.4f} min {q['cosine_to_teacher_min']:.3f}, largest file "
+                  f"{q['cosine_to_teacher_mean']:.4f} min {q['cosine_to_teacher_min']:.3f} ({genres}), largest file "
                   f"{q['bytes_largest_file'] / 1e6:.2f} MB", flush=True)
     return 0
 
