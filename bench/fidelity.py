@@ -13,7 +13,10 @@ Builds, each cold (a fresh --cache-dir) through the CLI as a user runs it, timed
    only, a .txt written into the bench cache) and `--budget 15m` (`--data-budget`);
 4. classifier (`--skip-classifier`): MiniLM fine-tuned on SST-2 train rows (bench/quality.py's cached
    fine-tuning), built with those labelled rows as --data and `--task text-classification`;
-5. speed (`--skip-speed`): the default target with `--min-speedup 3` (`--speed-factor`; 3 is the issue's
+5. classifier-before (`--skip-classifier-before`): the same classifier teacher and rows, built with the
+   pre-#11 student recipe (bench/profiles/android-arm64-before.toml): issue #11 says the classifier path must
+   not regress, so the two are measured side by side;
+6. speed (`--skip-speed`): the default target with `--min-speedup 3` (`--speed-factor`; 3 is the issue's
    speed goal): the shape search keeps the shape that is at least that many times faster than the teacher,
    both timed in the build as it times candidates; the fidelity a user keeps when they ask for that speed.
 
@@ -168,7 +171,7 @@ class Sampler:
 # -- builds -------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class Build:
-    key: str  # default | before | data | classifier | speed
+    key: str  # default | before | data | classifier | classifier-before | speed
     label: str  # how the tables name it
     target: str
     extra: list[str]  # CLI arguments beyond --target/--out/--cache-dir
@@ -432,6 +435,13 @@ def goals(result: dict) -> list[dict]:
                 build="classifier")
         else:
             add("classifier: the build succeeds (its gates pass)", f"failed: {short_error(c.get('error'))}", False, build="classifier")
+    acc, before = result.get("classifier"), result.get("classifier_before")
+    if acc and before:
+        for f, m in acc["formats"].items():
+            old = before["formats"].get(f)
+            if old:
+                add(f"classifier: no regression against the pre-#11 student recipe, SST-2 dev accuracy ({f})",
+                    f"{m['accuracy']:.4f} vs {old['accuracy']:.4f}{carried(before)}", m["accuracy"] >= old["accuracy"], build="classifier")
     return out
 
 
@@ -517,6 +527,14 @@ def markdown(result: dict) -> str:
                       f"| teacher, torch fp32 | {u['teacher_accuracy']:.4f} | 100.0% | 1.0000 |"]
             lines += [f"| bundle ({f}) | {v['accuracy']:.4f} | {pct(v['pct_of_teacher'])} | {v['agreement_with_teacher']:.4f} |"
                       for f, v in u["formats"].items()]
+        cbf = result.get("classifier_before")
+        if cbf:
+            bb = result["builds"].get("classifier-before") or {}
+            lines += ["", "The same teacher and rows built with the pre-#11 student recipe (`bench/profiles/android-arm64-before.toml`; "
+                      f"build {fmt_s(bb.get('wall_s'))} wall, student: {(bb.get('student') or {}).get('description')}){carried(cbf)}:", "",
+                      "| model | SST-2 dev accuracy | % of teacher | agreement with teacher |", "|---|---|---|---|"]
+            lines += [f"| pre-#11 recipe bundle ({f}) | {v['accuracy']:.4f} | {pct(v['pct_of_teacher'])} | {v['agreement_with_teacher']:.4f} |"
+                      for f, v in cbf["formats"].items()]
     lines += ["", "**Goals of issue #11**", "", "| build | goal | measured | met? |", "|---|---|---|---|"]
     lines += [f"| {g['build']} | {g['goal']} | {g['measured']} | {'reported' if g['met'] is None else 'met' if g['met'] else '**missed**'} |" for g in result["goals"]]
     lines += ["", "**Builds**", ""]
@@ -569,8 +587,8 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def carry_previous(path: Path, builds: dict, rows: list, classifier_box: list) -> None:
-    """`--keep-previous`: the builds this run skipped, their rows and the classifier's accuracy, copied from
+def carry_previous(path: Path, builds: dict, rows: list, accuracies: dict) -> None:
+    """`--keep-previous`: the builds this run skipped, their rows and the classifiers' accuracy, copied from
     the previous results, each marked `carried_from` (that run's commit, date and command) so the table says
     which figures were measured when. Latency ratios of carried rows are against that run's Optimum row."""
     if not path.is_file():
@@ -583,8 +601,12 @@ def carry_previous(path: Path, builds: dict, rows: list, classifier_box: list) -
             continue
         builds[key] = {**rec, "carried_from": rec.get("carried_from") or origin}
         rows += [{**r, "carried_from": r.get("carried_from") or origin} for r in old["rows"] if r["build"] == key]
-        if key == "classifier" and old.get("classifier") and classifier_box[0] is None:
-            classifier_box[0] = {**old["classifier"], "carried_from": old["classifier"].get("carried_from") or origin}
+        field = ACCURACY_FIELDS.get(key)
+        if field and old.get(field) and accuracies.get(field) is None:
+            accuracies[field] = {**old[field], "carried_from": old[field].get("carried_from") or origin}
+
+
+ACCURACY_FIELDS = {"classifier": "classifier", "classifier-before": "classifier_before"}  # build key -> result field
 
 
 def carried(rec: dict) -> str:
@@ -605,6 +627,7 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-before", action="store_true", help="no 'before' row (the pre-#11 default student)")
     ap.add_argument("--skip-data", action="store_true", help="no in-domain --data build")
     ap.add_argument("--skip-classifier", action="store_true", help="no SST-2 classifier build")
+    ap.add_argument("--skip-classifier-before", action="store_true", help="no SST-2 classifier built with the pre-#11 student recipe")
     ap.add_argument("--skip-speed", action="store_true", help="no --min-speedup build")
     ap.add_argument("--speed-factor", type=float, default=GOAL_SPEEDUP,
                     help=f"the speed build's --min-speedup (default {GOAL_SPEEDUP:g})")
@@ -669,6 +692,9 @@ def main(argv=None) -> int:
     if not args.skip_classifier:
         plan.append(build("classifier", "SST-2 classifier", TARGET,
                           ["--model", "<sst2-teacher>", "--data", "<sst2-train-labelled.tsv>", "--task", "text-classification"]))
+    if not args.skip_classifier_before:
+        plan.append(build("classifier-before", "SST-2 classifier, pre-#11 student recipe (bench/profiles)", str(BEFORE_PROFILE.relative_to(REPO)),
+                          ["--model", "<sst2-teacher>", "--data", "<sst2-train-labelled.tsv>", "--task", "text-classification"]))
     if not args.skip_speed:
         plan.append(build("speed", f"android-arm64 --min-speedup {args.speed_factor:g}", TARGET,
                           ["--min-speedup", f"{args.speed_factor:g}"]))
@@ -688,12 +714,14 @@ def main(argv=None) -> int:
             path, n = in_domain_text(args.data_dir, args.cache, args.data_limit)
             b.extra[1] = str(path)
             log(f"in-domain text: {n} sentences in {path}")
-        if b.key == "classifier":
-            waited += wait_idle("classifier fine-tuning", args.wait_max)["waited_s"]
-            log(f"classifier teacher: fine-tuning MiniLM on {args.classifier_train} SST-2 train rows (cached)")
-            classifier_teacher, tsv, n_rows, ft_s = classifier_data(args.cache, args.classifier_train, args.classifier_epochs)
+        if b.key in ACCURACY_FIELDS:
+            if classifier_teacher is None:
+                waited += wait_idle("classifier fine-tuning", args.wait_max)["waited_s"]
+                log(f"classifier teacher: fine-tuning MiniLM on {args.classifier_train} SST-2 train rows (cached)")
+                classifier_teacher, tsv, n_rows, ft_s = classifier_data(args.cache, args.classifier_train, args.classifier_epochs)
+                classifier_meta = {"train_rows": n_rows, "teacher_epochs": args.classifier_epochs, "finetune_s": ft_s,
+                                   "teacher_dir": str(classifier_teacher)}
             b.extra[1], b.extra[3] = str(classifier_teacher), str(tsv)
-            classifier_meta = {"train_rows": n_rows, "teacher_epochs": args.classifier_epochs, "finetune_s": ft_s, "teacher_dir": str(classifier_teacher)}
         rec = run_build(b, args.smoke, args.wait_max, args.keep_work)
         if b.key == "speed":
             rec["speed_factor"] = args.speed_factor
@@ -760,24 +788,26 @@ def main(argv=None) -> int:
         r["speedup_mean"] = opt["mean_ms"] / l_["mean_ms"]
     del models
 
-    classifier = None
-    crec = builds.get("classifier")
-    if crec and crec.get("rc") == 0:
-        log("classifier: SST-2 dev accuracy, teacher vs bundle")
-        dev = read_tsv(args.data_dir / "sst2" / "dev.tsv")
-        dev = dev[: args.classifier_dev_limit] if args.classifier_dev_limit else dev
-        classifier = {**classifier_meta, **classifier_accuracy(classifier_teacher, Path(crec["bundle"]), dev)}
+    accuracies = {}
+    dev = read_tsv(args.data_dir / "sst2" / "dev.tsv")
+    dev = dev[: args.classifier_dev_limit] if args.classifier_dev_limit else dev
+    for key, field in ACCURACY_FIELDS.items():
+        crec = builds.get(key)
+        if not (crec and crec.get("rc") == 0):
+            continue
+        log(f"{key}: SST-2 dev accuracy, teacher vs bundle")
+        acc = {**classifier_meta, **classifier_accuracy(classifier_teacher, Path(crec["bundle"]), dev)}
         # The issue's own check: train-distribution rows that neither fine-tuned the teacher nor built the
         # bundle (the next rows of the same seeded shuffle). Dev (full sentences; the train rows are mostly
         # short phrases) stays the stricter figure the goal is judged on.
         import quality
 
         unused = quality.sst2_teacher_rows(0)[classifier_meta["train_rows"]:][:HELD_OUT_TRAIN_ROWS]
-        classifier["unused_train_rows"] = classifier_accuracy(classifier_teacher, Path(crec["bundle"]), unused)
+        acc["unused_train_rows"] = classifier_accuracy(classifier_teacher, Path(crec["bundle"]), unused)
+        accuracies[field] = acc
 
     if args.keep_previous:
-        carry_previous(args.out / "fidelity.json", builds, rows, classifier_box := [classifier])
-        classifier = classifier_box[0]
+        carry_previous(args.out / "fidelity.json", builds, rows, accuracies)
 
     result = {
         "meta": {
@@ -802,7 +832,8 @@ def main(argv=None) -> int:
         },
         "builds": builds,
         "rows": rows,
-        "classifier": classifier,
+        "classifier": accuracies.get("classifier"),
+        "classifier_before": accuracies.get("classifier_before"),
     }
     result["goals"] = goals(result)
     args.out.mkdir(parents=True, exist_ok=True)
