@@ -7,8 +7,8 @@ On entry: refuse an --out that is not a bundle (unless --force), take a lock bes
 build into it fails fast instead of racing the rename, reap staging that a SIGKILLed build left there
 (the OOM killer, `kill -9`: no `finally` ran), and turn SIGINT/SIGTERM into `Interrupted` so cleanup
 runs as for any error (never inside an import: see `_signals_raise`). On success: give the bundle
-ordinary permissions and rename it onto --out, holding signals so --out is never missing. Always: remove staging. A previous bundle at --out stays
-byte-identical until the new one is complete.
+ordinary permissions and rename it onto --out, holding signals so --out is never missing. Always:
+remove staging. A previous bundle at --out stays byte-identical until the new one is complete.
 """
 
 from __future__ import annotations
