@@ -97,7 +97,7 @@ def _signals_raise():
         if _importing(frame):
             # Never raise inside an import: a C extension's initialisation that calls back into Python
             # (onnx's, importing onnxruntime.quantization at the start of the quantise stage) crashed the
-            # process with SIGSEGV/SIGABRT in 6 of 94 SIGTERMs sent 15-33 ms into that stage, before any
+            # process with SIGSEGV/SIGABRT in 7 of 104 SIGTERMs sent 15-33 ms into that stage, before any
             # cleanup or message. The signal comes back every IMPORT_RETRY_S and is raised once the
             # import is over (imports take at most a few seconds).
             _deliver_again(signum)

@@ -106,7 +106,7 @@ def test_signal_during_publish_never_loses_the_bundle(monkeypatch, out, tiny_mod
 def test_a_signal_during_an_import_is_raised_after_it(monkeypatch, tmp_path, out, tiny_model, tiny_target, tiny_data, cache_dir):
     # Raising inside an import crashed the build: onnx's C extension, imported at the start of the quantise
     # stage, calls back into Python while it initialises, and SIGTERM landing there ended in SIGSEGV/SIGABRT
-    # with no message (6 of 94 real-process builds signalled 15-33 ms into the stage). Before the fix the
+    # with no message (7 of 104 real-process builds signalled 15-33 ms into the stage). Before the fix the
     # module below was interrupted half-way; now it finishes, and the build is interrupted right after.
     module = tmp_path / "slow_to_import.py"
     module.write_text("import os, signal, time\n"
