@@ -85,14 +85,15 @@ class StageDir:
             # `final` exists: another process published the key first, or an interrupted run of an older
             # edgepack wrote in place. Decide under a lock: checked without one, two writers could both
             # see the old leftover and the second delete what the first had just published there.
-            published = (self.final / "DONE").is_file()  # a published key never changes: no lock needed
-            with _replace_lock(self.final) if not published else contextlib.nullcontext():
-                if not (self.final / "DONE").is_file():  # the old leftover: replace it
-                    shutil.rmtree(self.final, ignore_errors=True)
-                    try:
-                        os.rename(self.path, self.final)
-                    except OSError:  # a writer that needed no lock published meanwhile: keep its copy
-                        pass
+            # A published key never changes, so only the leftover case needs the lock.
+            if not (self.final / "DONE").is_file():
+                with _replace_lock(self.final):
+                    if not (self.final / "DONE").is_file():  # still the old leftover: replace it
+                        shutil.rmtree(self.final, ignore_errors=True)
+                        try:
+                            os.rename(self.path, self.final)
+                        except OSError:  # a writer that needed no lock published meanwhile: keep its copy
+                            pass
             shutil.rmtree(self.path, ignore_errors=True)  # our copy, unless it was the one renamed
         self.path, self.done = self.final, True
 
