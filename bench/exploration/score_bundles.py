@@ -3,8 +3,9 @@
 usage: python bench/exploration/score_bundles.py BUNDLE [BUNDLE ...]
 
 Prints, per bundle and format: % of the teacher's STS-B dev Spearman, the mean and min cosine of the
-2,910 dev sentences to the teacher (and the mean per genre: captions, forum, news), and the largest model file. Uses `bench/baselines.py`'s reader,
-teacher and `quality()`, so the figures are computed as the benchmarks compute them (imports edgepack).
+2,910 dev sentences to the teacher (and the mean per genre: captions, forum, news), and the largest model
+file. Uses `bench/baselines.py`'s reader, teacher and `quality()`, so the figures are computed as the
+benchmarks compute them (imports edgepack).
 """
 
 from __future__ import annotations

@@ -8,10 +8,8 @@ after its work) on the tiny seeded model, with a warm cache in WORK_DIR, signall
 "interrupted by SIGTERM" leaves WORK_DIR/bad-N.txt with its stderr (faulthandler's stack included).
 How the crash of a signal inside onnx's import was found and its fix checked (docs/reliability.md 39a)."""
 
-import os
 import random
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,7 +19,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import edgepack  # noqa: E402
 from edgepack.testing import TINY_SENTENCES, tiny_bert, tiny_target_toml  # noqa: E402
-from test_reliability_signals import HELD_STAGE, build_args  # noqa: E402
+from test_reliability_signals import build_args, start_held_build  # noqa: E402
 
 
 def main(work: Path, runs: int, stage: str = "quantise", max_delay: float = 0.06) -> None:
@@ -37,9 +35,8 @@ def main(work: Path, runs: int, stage: str = "quantise", max_delay: float = 0.06
     rng, clean = random.Random(), 0
     for i in range(runs):
         marker.unlink(missing_ok=True)
-        env = {**os.environ, "EDGEPACK_TEST_STAGE": stage, "EDGEPACK_TEST_MARKER": str(marker), "PYTHONFAULTHANDLER": "1"}
-        proc = subprocess.Popen([sys.executable, "-c", HELD_STAGE, *build_args(model, target, data, out, cache)],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = start_held_build(build_args(model, target, data, out, cache), stage, marker)
+        # Polled every 2 ms, not with the tests' wait_for (50 ms): the crash window was 15-33 ms wide.
         while not marker.exists() and proc.poll() is None:
             time.sleep(0.002)
         delay = rng.uniform(0, max_delay)
