@@ -131,7 +131,8 @@ def test_default_style_student_tokenises_exactly_as_the_teacher(full_vocab_build
 # -- distillation never ends worse than it started ---------------------------------------------------
 
 
-def _tiny_distillation(deep_tiny, lr: float, steps: int = 20, noise: float = 0.0, precision: str = "fp32"):
+def _tiny_distillation(deep_tiny, lr: float, steps: int = 20, noise: float = 0.0, precision: str = "fp32", dropout: float = 0.0,
+                       student_out: list | None = None):
     teacher = load_hf_model(deep_tiny, "sentence-embedding")
     student = layers.layer_subset(teacher, "bert", [0, 3])
     # A random tiny teacher's layers barely move its output: noise gives training something to recover.
@@ -139,7 +140,9 @@ def _tiny_distillation(deep_tiny, lr: float, steps: int = 20, noise: float = 0.0
     with torch.no_grad():
         for p in student.encoder.parameters():
             p.add_(noise * torch.randn(p.shape, generator=gen))
-    setup = train.Setup(task="sentence-embedding", family="bert", pooling="mean", max_length=32, precision=precision)
+    if student_out is not None:
+        student_out.append(student)
+    setup = train.Setup(task="sentence-embedding", family="bert", pooling="mean", max_length=32, precision=precision, dropout=dropout)
     tok = load_tokenizer(tokenizer_spec(deep_tiny))
     texts = [f"{a} and {b}" for a in TINY_SENTENCES for b in TINY_SENTENCES[:4]]
     ids = train.tokenize(tok, texts, 32)
@@ -168,6 +171,61 @@ def test_a_good_learning_rate_improves_and_keeps_the_best_step(deep_tiny):
     start, end, curve = _tiny_distillation(deep_tiny, lr=3e-3, steps=30, noise=0.3)
     assert end > start and curve.best_step > 0
     assert end == pytest.approx(max(s for _, s in curve.evals), abs=1e-5)
+
+
+def _dropouts(model) -> set[float]:
+    return {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} | {
+        m.dropout_prob for m in model.modules() if isinstance(getattr(m, "dropout_prob", None), float)}
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.25])
+def test_the_student_distils_at_the_profiles_dropout_and_keeps_the_teachers_config(deep_tiny, monkeypatch, dropout):
+    """[student] dropout (issue #11): every dropout of the student (the modules and the SDPA attention's own
+    probability) runs at the profile's value while it trains; 0, the default, makes a training step's forward
+    pass deterministic. The saved config keeps the teacher's values."""
+    teacher = load_hf_model(deep_tiny, "sentence-embedding")
+    assert _dropouts(teacher) == {0.1} == {teacher.config.hidden_dropout_prob, teacher.config.attention_probs_dropout_prob}
+    seen, deterministic = [], []
+    real = train.forward
+
+    def spy(model, setup, *args, **kwargs):
+        if model.training:
+            seen.append(_dropouts(model))
+            with torch.no_grad():
+                a, b = real(model, setup, *args, **kwargs), real(model, setup, *args, **kwargs)
+            deterministic.append(torch.equal(a["embedding"], b["embedding"]))
+        return real(model, setup, *args, **kwargs)
+
+    monkeypatch.setattr(train, "forward", spy)
+    students = []
+    _tiny_distillation(deep_tiny, lr=3e-3, steps=6, dropout=dropout, student_out=students)
+    assert seen and all(s == {dropout} for s in seen)
+    assert set(deterministic) == {dropout == 0.0}
+    assert (students[0].config.hidden_dropout_prob, students[0].config.attention_probs_dropout_prob) == (0.1, 0.1)
+
+
+def test_dropout_is_a_profile_setting_in_the_students_cache_key():
+    """android-arm64 distils embedding students without dropout and classifiers with MiniLM's 0.1 (measured,
+    bench/exploration/dropout.md); the value is in the settings the student is cached under; out of [0, 1) is
+    one clear error."""
+    from types import SimpleNamespace
+
+    from edgepack.config import BuildOptions
+    from edgepack.errors import TargetError
+    from edgepack.student.distil import plan_settings
+    from edgepack.targets import load_target, parse_target
+
+    arm64 = load_target("android-arm64")
+    assert arm64.student_for("sentence-embedding").dropout == 0.0
+    assert arm64.student_for("text-classification").dropout == 0.1
+    base = 'name = "x"\nformats = ["onnx"]\n[student]\nstrategy = "distil"\n'
+    ctx = SimpleNamespace(target=parse_target(base + "dropout = 0.2\n", "x.toml"), options=BuildOptions(),
+                          teacher=SimpleNamespace(task="sentence-embedding", max_length=32))
+    assert plan_settings(ctx, teacher_layers=4)["dropout"] == 0.2
+    assert parse_target(base, "x.toml").student.dropout == 0.0
+    for bad in ("1.0", "-0.1", '"none"'):
+        with pytest.raises(TargetError, match=r"dropout' must be"):
+            parse_target(base + f"dropout = {bad}\n", "x.toml")
 
 
 def test_bf16_training_runs_the_students_products_in_bfloat16_and_still_improves(deep_tiny, monkeypatch):

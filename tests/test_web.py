@@ -119,9 +119,10 @@ def assert_golden(bundle: Path, cases: list[dict]) -> None:
 def test_web_profile_is_the_transformers_js_layout_with_the_android_student():
     p = load_target("web")
     assert p.layout == "transformers.js" and p.formats == ("onnx",)
-    # the same [student] and longest bucket as android-arm64: the distil stage's cache key is the same
+    # the same students (embedding and classifier) and longest bucket as android-arm64: the distil stage's cache key is the same
     android = load_target("android-arm64")
-    assert p.student == android.student
+    for task in ("sentence-embedding", "text-classification"):
+        assert p.student_for(task) == android.student_for(task)
     assert max(p.sequence_buckets) == max(android.sequence_buckets)
     assert load_target("x86-64").layout == "edgepack"
 

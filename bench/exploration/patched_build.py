@@ -6,6 +6,7 @@ run its own cache (copy the teacher-outputs-* entries of ~/.cache/edgepack into 
     python bench/exploration/patched_build.py mse W CACHE        # loss_weight.md: train.MSE_WEIGHT = W
     python bench/exploration/patched_build.py extra FILE CACHE   # forum_text.md: FILE's lines join the built-in text;
                                                                  # builds the bundle CACHE/out (score_bundles.py)
+    python bench/exploration/patched_build.py dropout P CACHE    # dropout.md: the student trains with dropout P
     python bench/exploration/patched_build.py eval STUDENT_DIR   # a saved student, in its own tokenizer
 """
 import sys
@@ -63,6 +64,20 @@ elif mode == "extra":
 
     captions = data_mod.captions_corpus
     data_mod.captions_corpus = lambda: captions() + extra_lines
+elif mode == "dropout":  # every dropout of the student (hidden, attention, classifier) set to P while it trains
+    P, cache = float(sys.argv[2]), sys.argv[3]
+    name = f"dropout {P:g}"
+    distil_fn = train.distil
+
+    def without_dropout(student, *args, **kwargs):
+        for module in student.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = P
+            if hasattr(module, "dropout_prob"):  # the SDPA attention's own dropout
+                module.dropout_prob = P
+        return distil_fn(student, *args, **kwargs)
+
+    train.distil = without_dropout
 else:
     train.MSE_WEIGHT, cache = float(sys.argv[2]), sys.argv[3]
     name = f"MSE weight {train.MSE_WEIGHT:g}"

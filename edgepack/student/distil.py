@@ -134,6 +134,7 @@ def plan_settings(ctx: BuildContext, teacher_layers: int) -> dict:
         **({"train_precision": precision} if precision != "fp32" else {}),
         "learning_rate": spec.learning_rate,
         "batch_size": spec.batch_size,
+        "dropout": spec.dropout,
         "max_texts": QUICK_MAX_TEXTS if quick else 0,
         # Position rows the student keeps: every bucket is exported, even one longer than the teacher's
         # max_seq_length (the runtime never fills it past that length, but the graph still indexes it).
@@ -230,7 +231,8 @@ def _build_student(ctx, accel, stage: StageDir | None, key: str, teacher_hash: s
     torch.manual_seed(seed)
     token_weight = settings.get("token_loss", 0.0) if t.task == "sentence-embedding" else 0.0
     setup = train.Setup(task=t.task, family=t.family, pooling=t.pooling, max_length=min(t.max_length, TRAIN_MAX_LENGTH),
-                        token_weight=token_weight, precision=settings.get("train_precision", "fp32"))
+                        token_weight=token_weight, precision=settings.get("train_precision", "fp32"),
+                        dropout=settings["dropout"])
     teacher = load_hf_model(t.path, t.task, ctx.options.allow_pickle).eval()
     teacher_json = tokenizer_spec(t.path)
     held_texts, held_labels, train_texts, train_labels = held_out_split(texts, labels)

@@ -69,6 +69,7 @@ class Setup:
     # (its token states are too large to cache) and the teacher's tokenizer (no vocabulary pruning).
     token_weight: float = 0.0
     precision: str = "fp32"  # the teacher pass's and the training steps' matrix products: fp32 | bf16 (resolve_precision)
+    dropout: float = 0.0  # every dropout of the student while it trains ([student] dropout)
 
 
 def bf16_native(device: torch.device) -> bool:
@@ -287,6 +288,7 @@ def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch
     """
     accel = accel or accelerator()
     torch.manual_seed(seed)
+    set_dropout(student, setup.dropout)
     curve = Curve()
     if budget.steps <= 0:
         return curve
@@ -364,6 +366,16 @@ def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch
         accel.unwrap_model(model).load_state_dict(best["state"])
     model.eval()
     return curve
+
+
+def set_dropout(model, p: float) -> None:
+    """Every dropout of `model` at probability `p`, in place: the `nn.Dropout` modules and the SDPA attention's
+    own `dropout_prob`. The config is left as it is, so the saved student keeps the teacher's values."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+        if isinstance(getattr(module, "dropout_prob", None), float):
+            module.dropout_prob = p
 
 
 def steps_for(n_texts: int, batch_size: int, epochs: float, processes: int = 1) -> int:
