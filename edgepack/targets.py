@@ -55,6 +55,14 @@ class QuantizeSpec:
     # `embedding_bits`; the same parity gates and accuracy-aware fallback apply.
     weight_bits: int = 8
     weight_block_size: int = 32  # 32, 64, 128 or 256: the granularities both quantisers share
+    # How a matrix product kept out of int8 arithmetic (`exclude` and the accuracy-aware fallback) stores its
+    # weights: "float", or "int8" (dynamic-int8, ONNX): int8 per output channel, dequantised at run time
+    # (DequantizeLinear), so it computes in float on float activations while the file stays the size of an
+    # all-int8 one. onnxruntime's dynamic int8 quantises each MatMul's activations per tensor, and one outlier
+    # token flattens the rest; weights alone cost little (per-channel int8 weights: cosine >= 0.999). Without
+    # it a fallback layer of a MiniLM-width student costs 1.8 MB (an FFN matrix in float). TFLite keeps float:
+    # its dynamic-range kernels quantise activations per row.
+    kept_weights: str = "float"
 
 
 @dataclass(frozen=True)
@@ -239,6 +247,11 @@ def _check_quantize(q: QuantizeSpec, formats: tuple[str, ...], source: str) -> N
     if q.weight_bits == 4 and q.block_size:
         raise TargetError(f"{source}: 'quantize.block_size' is for int8 blocks; with 'weight_bits = 4' set "
                           "'weight_block_size' instead")
+    if q.kept_weights not in ("float", "int8"):
+        raise TargetError(f"{source}: 'quantize.kept_weights' must be 'float' or 'int8'")
+    if q.kept_weights == "int8" and (q.mode != "dynamic-int8" or q.block_size or q.weight_bits != 8):
+        raise TargetError(f"{source}: 'quantize.kept_weights = \"int8\"' needs mode = \"dynamic-int8\" with per-channel "
+                          "int8 weights (no block_size, weight_bits = 8)")
     if q.embedding_bits == 4 and q.mode != "dynamic-int8":
         raise TargetError(f"{source}: 'quantize.embedding_bits = 4' needs mode = \"dynamic-int8\" (got \"{q.mode}\")")
     if "pte" in formats:

@@ -126,3 +126,72 @@ def test_fallback_only_for_parity_failures():
     assert not fallback.applies(spec, [])
     spec0 = parse_target(static_toml(fallback=0), "x.toml").quantize
     assert not fallback.applies(spec0, [parity_fail])
+
+
+def dynamic_toml(fallback=0, gate=0.0, **quantize) -> str:
+    return static_toml(fallback=fallback, gate=gate, **quantize).replace('mode = "static-int8"', 'mode = "dynamic-int8"')
+
+
+def _onnx_ops_feeding(path: Path) -> tuple[dict, set]:
+    """{MatMul node name: op type of the node that makes its weight input} and the graph's op types."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    made_by = {o: n.op_type for n in graph.node for o in n.output}
+    inits = {i.name for i in graph.initializer}
+    feeds = {n.name: ("initializer" if n.input[1] in inits else made_by.get(n.input[1])) for n in graph.node if n.op_type == "MatMul"}
+    return feeds, {n.op_type for n in graph.node}
+
+
+def test_kept_weights_int8_keeps_excluded_matmuls_in_float_at_int8_size(tmp_path, tiny_model, tiny_data, cache_dir):
+    """`[quantize] kept_weights = "int8"` (dynamic int8, ONNX): a layer kept out of int8 arithmetic still runs
+    in float on float activations, but from int8 per-channel weights behind a DequantizeLinear, so keeping it
+    costs no file size; "float" (the default) stores its weights in float."""
+    layers = ["encoder.0.intermediate.dense", "encoder.0.output.dense"]
+    plain = build(tmp_path, "plain", dynamic_toml(), tiny_model, tiny_data, cache_dir)
+    as_float = build(tmp_path, "float", dynamic_toml(exclude=layers), tiny_model, tiny_data, cache_dir)
+    as_int8 = build(tmp_path, "int8", dynamic_toml(exclude=layers, kept_weights="int8"), tiny_model, tiny_data, cache_dir)
+    size = {name: (out / "model.onnx").stat().st_size for name, out in (("plain", plain), ("float", as_float), ("int8", as_int8))}
+    float_feeds, _ = _onnx_ops_feeding(as_float / "model.onnx")
+    int8_feeds, ops = _onnx_ops_feeding(as_int8 / "model.onnx")
+    kept = [n for n, src in float_feeds.items() if src == "initializer"]  # the float MatMuls the exclusion left
+    assert len(kept) == 2
+    assert [int8_feeds[n] for n in kept] == ["DequantizeLinear", "DequantizeLinear"]
+    assert "DynamicQuantizeLinear" in ops  # the other matrix products are int8 as before
+    # float weights add 3 bytes a weight; int8 ones a scale and a zero point per column
+    assert size["float"] - size["plain"] > 2 * (size["int8"] - size["plain"]) and size["int8"] - size["plain"] < 0.02 * size["plain"]
+    # float arithmetic from int8 weights: at least as close to the fp32 student as all-int8
+    assert cosine_min(as_int8, "onnx") >= cosine_min(plain, "onnx") - 1e-4
+    assert check_bundle(as_int8).passed
+
+
+def test_with_int8_kept_weights_the_fallback_ranks_matrix_products_only(tmp_path, tiny_model, tiny_data, cache_dir):
+    """With `kept_weights = "int8"` the accuracy-aware fallback's candidates are the layers with a matrix product
+    and no lookup: a lookup has no int8 arithmetic to take back, and its table kept in float costs megabytes. The
+    report says how the kept layers store their weights."""
+    from edgepack.quant import calibrate, fallback
+    from edgepack.report.markdown import fallback_markdown
+
+    fp32 = build(tmp_path, "fp32", dynamic_toml().replace('mode = "dynamic-int8"', 'mode = "none"'), tiny_model, tiny_data, cache_dir)
+    names = [n for n in calibrate.onnx_quantizable(fp32 / "model.onnx", True) if n]
+    kept = fallback.matmul_layers(fp32 / "model.onnx", names)
+    assert "embeddings.word_embeddings" in names and not any(n.startswith("embeddings") for n in kept)
+    assert {"encoder.0.attention.self.query", "encoder.0.output.dense", "encoder.1.intermediate.dense"} <= set(kept)
+    parity = {"vs_student_fp32": {"cosine_min": 0.99}, "vs_teacher": {"cosine_min": 0.9}, "size_bytes": 100}
+    entry = {"before": parity, "after": parity, "kept_float": ["encoder.0.output.dense"], "passed": True, "sensitivity": []}
+    said = "compute in float from int8 per-channel weights"
+    assert said in "\n".join(fallback_markdown({"max_layers": 2, "formats": {"onnx": dict(entry, kept_weights="int8")}}, "sentence-embedding"))
+    assert said not in "\n".join(fallback_markdown({"max_layers": 2, "formats": {"onnx": dict(entry, kept_weights="float")}}, "sentence-embedding"))
+
+
+@pytest.mark.parametrize("quantize, message", [
+    ('mode = "static-int8"\nkept_weights = "int8"', "needs mode"),
+    ('mode = "dynamic-int8"\nblock_size = 32\nkept_weights = "int8"', "needs mode"),
+    ('mode = "dynamic-int8"\nkept_weights = "int4"', "must be 'float' or 'int8'"),
+])
+def test_kept_weights_is_checked_when_the_profile_loads(quantize, message):
+    from edgepack.errors import TargetError
+    from edgepack.targets import parse_target
+
+    with pytest.raises(TargetError, match=message):
+        parse_target(f'name = "x"\nformats = ["onnx"]\n[quantize]\n{quantize}\n', "x.toml")

@@ -24,7 +24,7 @@ from ..measure.gates import GateFailure, gate_failures
 from ..measure.stats import cosine_rows
 from ..targets import QuantizeSpec
 from ..tokenizer import load_tokenizer
-from . import calibrate, quantize
+from . import calibrate, layer_names, quantize
 from .layer_names import matches
 
 INT8_MODES = ("static-int8", "dynamic-int8")
@@ -99,7 +99,25 @@ class _Probe:
         path = Path(self.art.path)
         full = spec.full_integer or spec.mode == "dynamic-int8"
         found = calibrate.onnx_quantizable(path, full) if self.fmt == "onnx" else calibrate.tflite_quantizable(path, full)
-        return [name for name in found if name and not matches(name, "", spec.exclude)]
+        names = [name for name in found if name and not matches(name, "", spec.exclude)]
+        if self.fmt == "onnx" and spec.kept_weights == "int8":
+            names = matmul_layers(path, names)
+        return names
+
+
+def matmul_layers(path: Path, names: list[str]) -> list[str]:
+    """The layers among `names` that hold a matrix product and no lookup (`kept_weights = "int8"`): int8 weights
+    in float arithmetic buy back what a MatMul's int8 arithmetic costs. A lookup has no int8 arithmetic, and
+    keeping one in float would cost its whole table in float (megabytes)."""
+    import onnx
+
+    ops = {n.name: n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node}
+    keep = []
+    for name in names:
+        kinds = {ops[n] for n in layer_names.onnx_nodes_matching(list(ops), [name])}
+        if "MatMul" in kinds and not kinds & {"Gather", "GatherBlockQuantized"}:
+            keep.append(name)
+    return keep
 
 
 def rank_layers(probe: _Probe) -> tuple[float, list[tuple[str, float]]]:
@@ -135,6 +153,8 @@ def recover(ctx: BuildContext, fails: list[GateFailure]) -> BuildContext:
                 "probe_error_all_int8": base,
                 "sensitivity": [{"layer": name, "error_removed": gain} for name, gain in ranking[:12]],
                 "kept_float": [],
+                # how the kept layers store their weights ([quantize] kept_weights; ONNX only, TFLite keeps float)
+                "kept_weights": spec.kept_weights if fmt == "onnx" else "float",
                 "passed": False,
             }
             fmt_ctx = dataclasses.replace(ctx, target=dataclasses.replace(ctx.target, formats=(fmt,)))

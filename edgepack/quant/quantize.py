@@ -78,10 +78,52 @@ def onnx_nodes_matching(path: Path, patterns) -> list[str]:
     return layer_names.onnx_nodes_matching((n.name for n in graph.node), patterns)
 
 
+def int8_weights_for_kept_matmuls(path: Path, nodes: list[str]) -> int:
+    """`[quantize] kept_weights = "int8"`: each float MatMul named in `nodes` whose weight is an initializer gets
+    it as int8 per output channel (symmetric) behind a DequantizeLinear, in place: it still computes in float on
+    float activations, as a kept layer should, but stores 1 byte a weight. Returns how many were rewritten."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    wanted, done, new_nodes = set(nodes), 0, []
+    for node in graph.node:
+        weight = node.input[1] if node.op_type == "MatMul" and len(node.input) == 2 else ""
+        init = inits.get(weight)
+        if node.name in wanted and init is not None and init.data_type == onnx.TensorProto.FLOAT and len(init.dims) == 2:
+            w = numpy_helper.to_array(init).astype(np.float32)
+            scale = np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0  # one scale per output column (axis 1)
+            q = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
+            base = f"{weight}_kept_int8"
+            graph.initializer.extend([numpy_helper.from_array(q, base), numpy_helper.from_array(scale.astype(np.float32), f"{base}_scale"),
+                                      numpy_helper.from_array(np.zeros(w.shape[1], np.int8), f"{base}_zero_point")])
+            new_nodes.append(helper.make_node("DequantizeLinear", [base, f"{base}_scale", f"{base}_zero_point"],
+                                              [f"{base}_dequantized"], name=f"{node.name}_kept_int8_weights", axis=1))
+            node.input[1] = f"{base}_dequantized"
+            uses[weight] -= 1
+            if uses[weight] == 0:
+                graph.initializer.remove(init)
+            done += 1
+    if done:
+        # the DequantizeLinear nodes first: their inputs are initializers, and the graph stays topologically sorted
+        rest = list(graph.node)
+        del graph.node[:]
+        graph.node.extend(new_nodes + rest)
+        onnx.save(model, str(path))
+    return done
+
+
 def quantize_onnx(src: Path, dst: Path, mode: str, per_channel: bool, exclude=(), calibration=None,
                   full_integer: bool = False, activations: str = "int8", block_size: int = 0,
                   embedding_bits: int = 8, embedding_block_size: int = 32, weight_bits: int = 8,
-                  weight_block_size: int = 32) -> None:
+                  weight_block_size: int = 32, kept_weights: str = "float") -> None:
     if mode == "dynamic-int8" and embedding_bits == 4:
         import tempfile
 
@@ -91,7 +133,7 @@ def quantize_onnx(src: Path, dst: Path, mode: str, per_channel: bool, exclude=()
             mid = Path(tmp) / "embeddings-int4.onnx"
             quantize_onnx_word_embeddings_int4(src, mid, embedding_block_size, exclude)
             quantize_onnx(mid, dst, mode, per_channel, exclude, calibration, full_integer, activations, block_size,
-                          weight_bits=weight_bits, weight_block_size=weight_block_size)
+                          weight_bits=weight_bits, weight_block_size=weight_block_size, kept_weights=kept_weights)
         return
     if mode == "none":
         shutil.copyfile(src, dst)
@@ -117,14 +159,17 @@ def quantize_onnx(src: Path, dst: Path, mode: str, per_channel: bool, exclude=()
     if mode == "dynamic-int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        kept = onnx_nodes_matching(src, exclude)
         with quiet():
             quantize_dynamic(
                 str(src),
                 str(dst),
                 weight_type=QuantType.QInt8,
                 per_channel=per_channel,
-                nodes_to_exclude=onnx_nodes_matching(src, exclude),
+                nodes_to_exclude=kept,
             )
+        if kept_weights == "int8" and kept:
+            int8_weights_for_kept_matmuls(dst, kept)
         return
     if mode == "static-int8":
         calibrate.quantize_onnx_static(src, dst, per_channel, exclude, calibration, full_integer, activations)
@@ -352,7 +397,7 @@ def quantize_file(src: Path, dst: Path, fmt: str, spec: QuantizeSpec, exclude=()
         quantize_onnx(src, dst, spec.mode, spec.per_channel, exclude, calibration, spec.full_integer, spec.activations,
                       block_size=spec.block_size, embedding_bits=spec.embedding_bits,
                       embedding_block_size=spec.embedding_block_size, weight_bits=spec.weight_bits,
-                      weight_block_size=spec.weight_block_size)
+                      weight_block_size=spec.weight_block_size, kept_weights=spec.kept_weights)
     else:
         quantize_tflite(src, dst, spec.mode, exclude, calibration, buckets, spec.full_integer, spec.activations,
                         embedding_bits=spec.embedding_bits, embedding_block_size=spec.embedding_block_size,

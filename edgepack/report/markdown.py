@@ -94,6 +94,9 @@ def fallback_markdown(fb: dict | None, task: str) -> list[str]:
             f"| {_fmt(b['vs_teacher'][key])} → {_fmt(a['vs_teacher'][key])} | {b['size_bytes']} → {a['size_bytes']} | {'yes' if e['passed'] else 'no'} |"
         )
     for fmt, e in fb["formats"].items():
+        if e.get("kept_weights") == "int8" and e["kept_float"]:
+            lines.append(f"\n{fmt}: the kept layers compute in float from int8 per-channel weights "
+                         "(`[quantize] kept_weights = \"int8\"`), so the file stays the size of an all-int8 one.")
         ranked = ", ".join(f"{x['layer']} ({x['error_removed']:.2e})" for x in e["sensitivity"][:5])
         lines.append(f"\n{fmt}: most sensitive layers (output error removed by keeping each alone in float): {ranked}.")
     return lines
