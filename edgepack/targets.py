@@ -58,10 +58,10 @@ class QuantizeSpec:
     # How a matrix product kept out of int8 arithmetic (`exclude` and the accuracy-aware fallback) stores its
     # weights: "float", or "int8" (dynamic-int8, ONNX): int8 per output channel, dequantised at run time
     # (DequantizeLinear), so it computes in float on float activations while the file stays the size of an
-    # all-int8 one. onnxruntime's dynamic int8 quantises each MatMul's activations per tensor, and one outlier
-    # token flattens the rest; weights alone cost little (per-channel int8 weights: cosine >= 0.999). Without
-    # it a fallback layer of a MiniLM-width student costs 1.8 MB (an FFN matrix in float). TFLite keeps float:
-    # its dynamic-range kernels quantise activations per row.
+    # all-int8 one. onnxruntime's dynamic int8 quantises each MatMul's activations per tensor, so one outlier
+    # token costs every other token precision; the weights are per channel already. Without it a fallback layer
+    # of a MiniLM-width student costs 1.8 MB (an FFN matrix in float). TFLite keeps float: its dynamic-range
+    # kernels quantise activations per row.
     kept_weights: str = "float"
 
 
