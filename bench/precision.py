@@ -39,7 +39,8 @@ MODELS = {"default student": "android-arm64", "teacher": "android-arm64-teacher"
 OPTIONS = {
     "int8": {"embedding_bits": 8, "weight_bits": 8},
     "int4 embeddings + int8 matrices": {"embedding_bits": 4, "weight_bits": 8},
-    "int4 everywhere": {"embedding_bits": 4, "weight_bits": 4, "block_size": 0},
+    # int4 matrices keep a fallback layer's weights in float: `kept_weights = "int8"` is for per-channel int8 ones
+    "int4 everywhere": {"embedding_bits": 4, "weight_bits": 4, "block_size": 0, "kept_weights": "float"},
 }
 # The bound for the multi-signature file over a single-bucket conversion of the same model.
 MAX_MULTI_OVER_SINGLE = 1.15
