@@ -9,6 +9,7 @@ run its own cache (copy the teacher-outputs-* entries of ~/.cache/edgepack into 
     python bench/exploration/patched_build.py dropout P CACHE    # dropout.md: the student trains with dropout P
     python bench/exploration/patched_build.py eval STUDENT_DIR   # a saved student, in its own tokenizer
 """
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -69,15 +70,13 @@ elif mode == "dropout":  # every dropout of the student (hidden, attention, clas
     name = f"dropout {P:g}"
     distil_fn = train.distil
 
-    def without_dropout(student, *args, **kwargs):
-        for module in student.modules():
-            if isinstance(module, torch.nn.Dropout):
-                module.p = P
-            if hasattr(module, "dropout_prob"):  # the SDPA attention's own dropout
-                module.dropout_prob = P
-        return distil_fn(student, *args, **kwargs)
+    # Through the product's own [student] dropout (train.set_dropout, applied by train.distil from the setup). The
+    # first run, before that setting existed, set the same modules in this wrapper; edgepack now applies the
+    # profile's value inside distil, which a module-level patch here would not survive.
+    def with_dropout(student, setup, *args, **kwargs):
+        return distil_fn(student, dataclasses.replace(setup, dropout=P), *args, **kwargs)
 
-    train.distil = without_dropout
+    train.distil = with_dropout
 else:
     train.MSE_WEIGHT, cache = float(sys.argv[2]), sys.argv[3]
     name = f"MSE weight {train.MSE_WEIGHT:g}"
