@@ -99,9 +99,10 @@ class StudentSpec:
     minutes: float = 0.0
     eval_every: int = 50  # steps between held-out evaluations; the best checkpoint (step 0 included) ships
     patience: int = 0  # evaluations in a row without improvement before stopping early (0 = never)
-    # issue #11, embedding teachers: weight of a token-level loss (the last hidden state at every token,
-    # student vs teacher) beside the pooled one. It runs the teacher on every batch (slower steps) and
-    # needs the teacher's tokenizer, so not with vocab_prune. Classifiers already match hidden states.
+    # issue #11: weight of a token-level loss beside the pooled one (or the logits): the hidden states at every
+    # token, each student layer against the teacher layer it was copied from and the last against the teacher's
+    # last (TinyBERT). It runs the teacher on every batch (slower steps) and needs the teacher's tokenizer, so
+    # not with vocab_prune.
     token_loss: float = 0.0
     # The number format of distillation's matrix products (the teacher's pass over the distillation text and the
     # student's training steps): "fp32"; "bf16" (autocast: bfloat16 products; the weights, optimiser, loss and

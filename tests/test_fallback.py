@@ -122,6 +122,8 @@ def test_fallback_only_for_parity_failures():
     # more float layers make a model bigger and slower: size/latency failures are not retried
     size_fail = GateFailure("onnx", "size", "max_size_mb", 30.0, 25)
     assert str(size_fail) == "onnx: model file 30.0 MB > max_size_mb 25"
+    # a small excess gets the decimals that show it
+    assert str(GateFailure("tflite", "size", "max_size_mb", 0.1180004, 0.117569)) == "tflite: model file 0.12 MB > max_size_mb 0.117569"
     assert not fallback.applies(spec, [size_fail, GateFailure("onnx", "parity", "cosine_min", 0.9, 0.99, "vs_teacher")])
     assert not fallback.applies(spec, [])
     spec0 = parse_target(static_toml(fallback=0), "x.toml").quantize
@@ -195,3 +197,45 @@ def test_kept_weights_is_checked_when_the_profile_loads(quantize, message):
 
     with pytest.raises(TargetError, match=message):
         parse_target(f'name = "x"\nformats = ["onnx"]\n[quantize]\n{quantize}\n', "x.toml")
+
+
+def test_the_fallback_skips_layers_whose_float_weights_break_the_size_gate():
+    """A layer kept in float costs its weights in float; the fallback takes the next-ranked layer instead of one
+    that would take the file past max_size_mb (what each added alone, measured when it was ranked)."""
+    from edgepack.quant.fallback import affordable
+
+    ranking = [("bert", 0.9), ("bert.embeddings.word_embeddings.lookup", 0.5), ("encoder.0.output.dense", 0.2),
+               ("encoder.1.output.dense", 0.1), ("encoder.2.output.dense", 0.05)]
+    sizes = {(): 1000, ("bert",): 4000, ("bert.embeddings.word_embeddings.lookup",): 2500,
+             ("encoder.0.output.dense",): 1300, ("encoder.1.output.dense",): 1300, ("encoder.2.output.dense",): 1100}
+    entry = {}
+    assert list(affordable(ranking, sizes, 2000, 4, entry)) == ["encoder.0.output.dense", "encoder.1.output.dense",
+                                                                "encoder.2.output.dense"]
+    # the third small one would still fit alone, but not on top of the two kept: 1000 + 300 + 300 + 100 > 1650
+    entry2 = {}
+    assert list(affordable(ranking, sizes, 1650, 4, entry2)) == ["encoder.0.output.dense", "encoder.1.output.dense"]
+    assert entry["skipped_for_size"] == ["bert", "bert.embeddings.word_embeddings.lookup"]
+    assert "encoder.2.output.dense" in entry2["skipped_for_size"]
+    assert list(affordable(ranking, sizes, 10**9, 2, {})) == ["bert", "bert.embeddings.word_embeddings.lookup"]
+
+
+def test_a_tflite_fallback_never_breaks_the_size_gate(tmp_path, tiny_model, tiny_data, cache_dir):
+    """Dynamic-int8 TFLite ranks every op's layer, parents included (`embeddings` holds the word table; in a
+    classifier `bert` holds the whole model). Before the size check the fallback kept the best-ranked ones in
+    float, and a gate it could not meet ended with the file over max_size_mb as well."""
+    from edgepack.report.markdown import fallback_markdown
+
+    toml = static_toml(formats=("tflite",)).replace('mode = "static-int8"', 'mode = "dynamic-int8"')
+    plain = build(tmp_path, "plain", toml, tiny_model, tiny_data, cache_dir)
+    size = (plain / "model.tflite").stat().st_size
+    limit = round(size * 1.02 / 1e6, 6)  # room for a matrix or two in float, not for a lookup table
+    gated = (static_toml(formats=("tflite",), fallback=3, gate=0.9999999).replace('mode = "static-int8"', 'mode = "dynamic-int8"')
+             + f"max_size_mb = {limit}\n")
+    with pytest.raises(GateFailed) as err:
+        build(tmp_path, "gated", gated, tiny_model, tiny_data, cache_dir)
+    assert "max_size_mb" not in str(err.value), str(err.value)  # only the parity gate is missed
+    report = json.loads(Path(str(err.value).split("report: ")[1].split(")")[0]).with_name("report.json").read_text())
+    entry = report["metrics"]["fallback"]["formats"]["tflite"]
+    assert entry["skipped_for_size"] and len(entry["kept_float"]) == 3
+    assert entry["after"]["size_bytes"] <= limit * 1e6
+    assert "not kept, because in float" in "\n".join(fallback_markdown(report["metrics"]["fallback"], "sentence-embedding"))

@@ -23,7 +23,9 @@ class GateFailure:
     def __str__(self) -> str:
         """The one-line message the CLI prints and report.md lists."""
         if self.kind == "size":
-            return f"{self.format}: model file {self.value:.1f} MB > max_size_mb {self.floor}"
+            # as many decimals as it takes to show the excess: "0.1 MB > max_size_mb 0.117569" read as a pass
+            digits = next((d for d in range(1, 7) if round(self.value, d) > self.floor), 6)
+            return f"{self.format}: model file {self.value:.{digits}f} MB > max_size_mb {self.floor}"
         if self.kind == "tokenization":
             return (f"{self.format}: {self.value:.1%} of validation words tokenise differently from the teacher "
                     f"(pruned vocabulary) > max_retokenized_words {self.floor:g}")

@@ -75,6 +75,7 @@ class _Probe:
         self.ctx, self.fmt, self.calib, self.probe, self.work = ctx, fmt, calib, probe, work
         self.reference = self._run(Path(self.art.path))
         self.trials = 0
+        self.sizes: dict[tuple, int] = {}  # exclusion -> bytes of the file it made
 
     def _run(self, path: Path) -> np.ndarray:
         if self.fmt == "onnx":
@@ -90,6 +91,7 @@ class _Probe:
         # The same call the build makes, so every [quantize] option (block sizes, int4 embeddings) holds.
         quantize.quantize_file(src, dst, self.fmt, spec, excl, self.calib, self.art.buckets)
         err = output_error(self.ctx.teacher.task, self._run(dst), self.reference)
+        self.sizes[tuple(exclude)] = dst.stat().st_size
         dst.unlink(missing_ok=True)
         return err
 
@@ -128,6 +130,26 @@ def rank_layers(probe: _Probe) -> tuple[float, list[tuple[str, float]]]:
     return base, gains
 
 
+def affordable(ranking: list[tuple[str, float]], sizes: dict[tuple, int], max_bytes: float, max_layers: int, entry: dict):
+    """The ranked layers to keep in float, best first, skipping each one whose float weights would take the file
+    past the size gate (what it added alone, measured by its probe, on top of what the kept ones added). An
+    exclusion keeps a layer and everything under it: in a dynamic-int8 TFLite classifier the ops at BertModel's
+    own scope form a layer, `bert`, that ranked first, and keeping it (the whole model) in float made a 34 MB
+    file that failed its 8 MB gate. The skipped layers are listed in `entry["skipped_for_size"]`."""
+    base, added, taken = sizes.get((), 0), 0, 0
+    entry.setdefault("skipped_for_size", [])
+    for name, _gain in ranking:
+        if taken >= max_layers:
+            return
+        extra = sizes.get((name,), base) - base
+        if base + added + extra > max_bytes:
+            entry["skipped_for_size"].append(name)
+            continue
+        added += extra
+        taken += 1
+        yield name
+
+
 def _parity_summary(m: dict) -> dict:
     return {"vs_teacher": m["vs_teacher"], "vs_student_fp32": m["vs_student_fp32"], "size_bytes": m["size_bytes"]}
 
@@ -159,7 +181,7 @@ def recover(ctx: BuildContext, fails: list[GateFailure]) -> BuildContext:
             }
             fmt_ctx = dataclasses.replace(ctx, target=dataclasses.replace(ctx.target, formats=(fmt,)))
             kept[fmt] = []
-            for name, _gain in ranking[: spec.fallback_max_layers]:
+            for name in affordable(ranking, probe.sizes, budget.max_size_mb * 1e6, spec.fallback_max_layers, entry):
                 kept[fmt].append(name)
                 arts = quantize.quantize_artifacts(fmt_ctx, calib, {fmt: kept[fmt]}, formats=(fmt,))
                 fmt_ctx = dataclasses.replace(fmt_ctx, artifacts=tuple(a for a in fmt_ctx.artifacts if a.format != fmt) + arts)

@@ -97,6 +97,9 @@ def fallback_markdown(fb: dict | None, task: str) -> list[str]:
         if e.get("kept_weights") == "int8" and e["kept_float"]:
             lines.append(f"\n{fmt}: the kept layers compute in float from int8 per-channel weights "
                          "(`[quantize] kept_weights = \"int8\"`), so the file stays the size of an all-int8 one.")
+        if e.get("skipped_for_size"):
+            lines.append(f"\n{fmt}: not kept, because in float they would take the file past max_size_mb: "
+                         f"{', '.join(e['skipped_for_size'])}.")
         ranked = ", ".join(f"{x['layer']} ({x['error_removed']:.2e})" for x in e["sensitivity"][:5])
         lines.append(f"\n{fmt}: most sensitive layers (output error removed by keeping each alone in float): {ranked}.")
     return lines

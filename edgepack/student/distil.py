@@ -129,7 +129,9 @@ def plan_settings(ctx: BuildContext, teacher_layers: int) -> dict:
         "seconds": seconds,
         "eval_every": spec.eval_every,
         "patience": spec.patience,
-        **({"token_loss": spec.token_loss} if spec.token_loss else {}),  # absent at 0: earlier students keep their cache keys
+        # absent at 0: earlier students keep their cache keys. "token_layers": since 2026-12-07 every layer is matched,
+        # not only the last, so a student distilled with the earlier token loss is not re-used for it.
+        **({"token_loss": spec.token_loss, "token_layers": "matched"} if spec.token_loss else {}),
         # resolved here, so the cache key tells a bf16-trained student from a float32 one; absent for fp32 (cache keys kept)
         **({"train_precision": precision} if precision != "fp32" else {}),
         "learning_rate": spec.learning_rate,
@@ -229,7 +231,7 @@ def _build_student(ctx, accel, stage: StageDir | None, key: str, teacher_hash: s
     t = ctx.teacher
     seed = ctx.options.seed
     torch.manual_seed(seed)
-    token_weight = settings.get("token_loss", 0.0) if t.task == "sentence-embedding" else 0.0
+    token_weight = settings.get("token_loss", 0.0)
     setup = train.Setup(task=t.task, family=t.family, pooling=t.pooling, max_length=min(t.max_length, TRAIN_MAX_LENGTH),
                         token_weight=token_weight, precision=settings.get("train_precision", "fp32"),
                         dropout=settings["dropout"])
@@ -282,6 +284,8 @@ def _build_student(ctx, accel, stage: StageDir | None, key: str, teacher_hash: s
     # 3. The teacher's outputs on the distillation text (cached by content), then the student itself.
     # The width to prune to: the profile's, or the one the shape search chose.
     settings_used = dict(settings, heads_keep=shape["heads_keep"], ffn_keep=shape["ffn_keep"])
+    if token_weight:  # each student layer learns the teacher layer it starts as; the last learns the teacher's last
+        setup = dataclasses.replace(setup, token_layers=tuple(shape["layers"][:-1]) + (layers.num_layers(teacher, t.family) - 1,))
     has_pruning = settings_used["heads_keep"] < 1 or settings_used["ffn_keep"] < 1
     phases = budget.split((0.5, 0.5)) if has_pruning else [budget]
     # Two progress tasks, not one: the teacher's pass is fast per text and the steps are slow, so one bar over

@@ -7,7 +7,9 @@ process writes caches and the bundle (see edgepack/distributed.py).
 Losses (sentence-transformers / DistilBERT practice):
 - embedding teachers: MSE_WEIGHT x MSE between pooled (un-normalised) embeddings + (1 - cosine);
 - classifiers: KL(student || teacher) at temperature T, times T^2 (Hinton et al. 2015), + cross-entropy
-  when labels exist, + MSE between mean-pooled last hidden states.
+  when labels exist, + MSE between mean-pooled last hidden states;
+- either, with `[student] token_loss`: + MSE between hidden states at every real token, each student layer
+  against the teacher layer it was copied from, the last against the teacher's last (TinyBERT, Jiao et al. 2020).
 """
 
 from __future__ import annotations
@@ -64,10 +66,12 @@ class Setup:
     pooling: str
     max_length: int
     temperature: float = 2.0
-    # embedding teachers: weight of a token-level term, the MSE between the student's and the teacher's
-    # last hidden state at every real token ([student] token_loss). It needs the teacher during training
-    # (its token states are too large to cache) and the teacher's tokenizer (no vocabulary pruning).
+    # weight of a token-level term ([student] token_loss): the MSE between hidden states at every real token,
+    # student layer i against teacher layer token_layers[i] (0-based; empty: the last against the last). It
+    # needs the teacher during training (its token states are too large to cache) and the teacher's tokenizer
+    # (no vocabulary pruning).
     token_weight: float = 0.0
+    token_layers: tuple[int, ...] = ()
     precision: str = "fp32"  # the teacher pass's and the training steps' matrix products: fp32 | bf16 (resolve_precision)
     dropout: float = 0.0  # every dropout of the student while it trains ([student] dropout)
 
@@ -130,13 +134,27 @@ def forward(model, setup: Setup, input_ids, mask, head_mask=None, tokens: bool =
     """The model's product before normalisation: pooled embedding (the exported graph's own pooling,
     modeling.pooled), or logits + the mean-pooled last hidden state."""
     token_type_ids = FAMILIES[setup.family].uses_token_type_ids
+    states = tokens and setup.token_weight  # training only: every layer's hidden states for the token-level loss
     if setup.task == "text-classification":
         out = model(**model_inputs(input_ids, mask, token_type_ids, head_mask), output_hidden_states=True)
-        return {"logits": out.logits, "hidden": mean_pool(out.hidden_states[-1], mask)}
-    if tokens and setup.token_weight:  # training only: the last hidden state for the token-level loss
-        hidden = model(**model_inputs(input_ids, mask, token_type_ids)).last_hidden_state
-        return {"embedding": pool(hidden, mask, setup.pooling), "tokens": hidden}
+        got = {"logits": out.logits, "hidden": mean_pool(out.hidden_states[-1], mask)}
+        return {**got, "states": out.hidden_states} if states else got
+    if states:
+        out = model(**model_inputs(input_ids, mask, token_type_ids), output_hidden_states=True)
+        return {"embedding": pool(out.last_hidden_state, mask, setup.pooling), "states": out.hidden_states}
     return {"embedding": pooled(model, input_ids, mask, setup.pooling, token_type_ids, head_mask)}
+
+
+def token_states(setup: Setup, student_states, teacher_states) -> tuple[torch.Tensor, torch.Tensor]:
+    """(student, teacher) hidden states for the token-level loss, stacked (layers, batch, tokens, width): every
+    student layer and the teacher layer it is matched to (`Setup.token_layers`), or the last against the last.
+    hidden_states[0] is the embeddings' output, so layer i is at i + 1."""
+    if setup.token_layers:
+        s = student_states[1:]
+        t = [teacher_states[i + 1] for i in setup.token_layers]
+    else:
+        s, t = student_states[-1:], teacher_states[-1:]
+    return torch.stack(list(s)).float(), torch.stack(t).float()
 
 
 def loss_terms(setup: Setup, student: dict, teacher: dict, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -148,13 +166,15 @@ def loss_terms(setup: Setup, student: dict, teacher: dict, labels: torch.Tensor 
         if labels is not None and (labels >= 0).any():
             keep = labels >= 0
             loss = loss + f.cross_entropy(student["logits"][keep], labels[keep])
-        return loss
-    s, te = student["embedding"], teacher["embedding"]
-    # x10 puts the MSE of MiniLM-scale pooled vectors on the scale of (1 - cos) (measured for issue #11).
-    loss = MSE_WEIGHT * f.mse_loss(s, te) + (1 - f.cosine_similarity(s, te, dim=-1)).mean()
+    else:
+        s, te = student["embedding"], teacher["embedding"]
+        # x10 puts the MSE of MiniLM-scale pooled vectors on the scale of (1 - cos) (measured for issue #11).
+        loss = MSE_WEIGHT * f.mse_loss(s, te) + (1 - f.cosine_similarity(s, te, dim=-1)).mean()
     if setup.token_weight and "tokens" in student and "tokens" in teacher:
-        m = teacher["mask"].unsqueeze(-1).to(s.dtype)
-        per_token = ((student["tokens"] - teacher["tokens"]) ** 2 * m).sum() / (m.sum() * s.shape[-1]).clamp(min=1)
+        # (layers, batch, tokens, width): the mean over layers and real tokens of the squared error per width
+        st, tt = student["tokens"], teacher["tokens"]
+        m = teacher["mask"].unsqueeze(0).unsqueeze(-1).to(st.dtype)
+        per_token = ((st - tt) ** 2 * m).sum() / (m.sum() * st.shape[0] * st.shape[-1]).clamp(min=1)
         loss = loss + setup.token_weight * MSE_WEIGHT * per_token
     return loss
 
@@ -331,11 +351,13 @@ def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch
             # On a 2-core AVX512-BF16 CPU a MiniLM-width step takes 0.51-0.59x the float32 time (bench/exploration/bf16.md).
             with mixed_precision(setup, accel.device.type):
                 out = forward(model, setup, input_ids, mask, tokens=teacher is not None)
+            student_states = out.pop("states", None)
             out = {k: v.float() for k, v in out.items()}
             target = {k: v[index].to(accel.device) for k, v in targets.items()}
             if setup.token_weight and teacher is not None:  # token states: computed per batch, not cached
                 with torch.no_grad(), mixed_precision(setup, accel.device.type):
-                    target["tokens"] = forward(teacher, setup, input_ids, mask, tokens=True)["tokens"].float()
+                    teacher_states = forward(teacher, setup, input_ids, mask, tokens=True)["states"]
+                out["tokens"], target["tokens"] = token_states(setup, student_states, teacher_states)
                 target["mask"] = mask
             y = label_t[index].to(accel.device) if label_t is not None else None
             loss = loss_terms(setup, out, target, y)
