@@ -264,11 +264,12 @@ def test_token_loss_matches_each_student_layer_to_the_teacher_layer_it_was_copie
     assert float(train.loss_terms(on, out, ref)) == pytest.approx(0.5 * train.MSE_WEIGHT * 1.0)
     assert float(train.loss_terms(dataclasses.replace(on, token_weight=0.0), out, ref)) == pytest.approx(0.0, abs=1e-6)
 
-    seen = []
-    real_states = train.token_states
+    seen, passes = [], []
+    real_states, real_outputs = train.token_states, train.teacher_outputs
     monkeypatch.setattr(train, "token_states", lambda setup, a, b: seen.append((setup.token_layers, len(a), len(b))) or real_states(setup, a, b))
+    monkeypatch.setattr(train, "teacher_outputs", lambda m, setup, ids, *a, **k: passes.append(len(ids)) or real_outputs(m, setup, ids, *a, **k))
     target = tmp_path / "cls.toml"
-    per_task = "\n[student.text-classification]\nsteps = 3\ntoken_loss = 0.5\n"
+    per_task = "\n[student.text-classification]\nsteps = 3\ntoken_loss = 0.5\nheads_keep = 1.0\nffn_keep = 1.0\n"
     target.write_text(tiny_target_toml(formats=("onnx",), buckets=(16,)) + STUDENT.replace("layers = 2", "layers = 1")
                       .replace("vocab_prune = true", "vocab_prune = false") + per_task, encoding="utf-8")
     ctx = edgepack.build(target=str(target), model=str(tiny_classifier), data=(str(tiny_labelled_data),), out=tmp_path / "b",
@@ -276,6 +277,28 @@ def test_token_loss_matches_each_student_layer_to_the_teacher_layer_it_was_copie
     # the tiny teacher has 2 layers; the 1-layer student's only layer is its last: matched to the teacher's last
     assert ctx.student.info["settings"]["token_loss"] == 0.5
     assert seen and all(m == (1,) and n_student == 2 and n_teacher == 3 for m, n_student, n_teacher in seen)
+    # the teacher's per-batch pass gives the pooled targets too: no up-front pass over the distillation text
+    distilled = ctx.student.info["distillation"]
+    assert passes and max(passes) <= distilled["held_out_texts"] < distilled["distilled_texts"]
+
+
+def test_without_an_upfront_teacher_pass_training_takes_the_same_targets_from_each_batch(tiny_classifier):
+    """train.distil with `targets=None` (token_loss, no pruning: distil.py skips the up-front pass) takes the logits
+    and pooled states from its per-batch teacher pass: the same losses, step by step, as with cached targets."""
+    from edgepack.student import train
+    from edgepack.testing import TINY_SENTENCES
+    from edgepack.tokenizer import load_tokenizer
+
+    teacher = load_hf_model(tiny_classifier, "text-classification").eval()
+    setup = Setup("text-classification", "bert", "mean", 32, token_weight=0.5, token_layers=(1,))
+    ids = train.tokenize(load_tokenizer(tiny_classifier), TINY_SENTENCES[:48], 32)
+    cached = train.teacher_outputs(teacher, setup, ids)
+    losses = []
+    for targets in (cached, None):
+        student = load_hf_model(tiny_classifier, "text-classification")
+        budget = train.Budget(steps=4, eval_every=50)
+        losses.append(train.distil(student, setup, ids, targets, budget=budget, lr=1e-3, batch_size=8, seed=0, teacher=teacher).losses)
+    assert len(losses[0]) == 4 and losses[1] == pytest.approx(losses[0], rel=1e-4)
 
 
 def test_token_loss_needs_the_teachers_tokenizer():
@@ -284,3 +307,30 @@ def test_token_loss_needs_the_teachers_tokenizer():
 
     with pytest.raises(TargetError, match="token_loss.*vocab_prune = false"):
         parse_target('name = "x"\nformats = ["onnx"]\n[student]\nstrategy = "distil"\nvocab_prune = true\ntoken_loss = 1.0\n', "x.toml")
+
+
+def test_a_frozen_lookup_is_distilled_on_the_int4_grid_the_files_store(tiny_classifier, tiny_labelled_data, tmp_path):
+    """With `train_embeddings = false` and `embedding_bits = 4` the student's table is put on the int4 grid before it
+    distils (quant/int4.py), so the fp32 student that the parity gates compare with holds the shipped table: in a
+    classifier build that missed its TFLite int8-vs-fp32 gate (0.9648 < 0.98), the int4 lookup was the layer whose
+    float copy would have removed most of the error. A trained lookup is left as it is."""
+    import numpy as np
+
+    from edgepack.quant import int4
+    from edgepack.student import layers
+
+    def student_table(train_embeddings: str, name: str):
+        toml = (tiny_target_toml(formats=("onnx",), buckets=(16,)).replace('mode = "dynamic-int8"\n', 'mode = "dynamic-int8"\nembedding_bits = 4\n')
+                + STUDENT.replace("heads_keep = 0.5", "heads_keep = 1.0").replace("ffn_keep = 0.5", "ffn_keep = 1.0")
+                .replace("vocab_prune = true", "vocab_prune = false").replace("epochs = 2", "steps = 3")
+                + f"train_embeddings = {train_embeddings}\n")
+        (tmp_path / f"{name}.toml").write_text(toml, encoding="utf-8")
+        ctx = edgepack.build(target=str(tmp_path / f"{name}.toml"), model=str(tiny_classifier), data=(str(tiny_labelled_data),),
+                             out=tmp_path / name, cache_dir=tmp_path / "c")
+        model = load_hf_model(ctx.student.dir, "text-classification")
+        return ctx.student.info["settings"], layers.word_embeddings(model, "bert").weight.detach().numpy()
+
+    settings, frozen = student_table("false", "frozen")
+    assert settings["int4_lookup_block"] == 32 and np.array_equal(int4.snap(frozen, 32), frozen)
+    settings, trained = student_table("true", "trained")
+    assert "int4_lookup_block" not in settings and not np.array_equal(int4.snap(trained, 32), trained)

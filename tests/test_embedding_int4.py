@@ -285,3 +285,55 @@ def test_excluded_word_embeddings_stay_float_and_bad_block_is_refused(fmt, facto
     # the rank-32 table cannot be cut into blocks of 64
     with pytest.raises(TargetError, match="embedding_block_size' 64 does not divide the word-embedding width 32"):
         quantize.quantize_file(src, out / f"bad.{fmt}", fmt, QuantizeSpec(embedding_bits=4, embedding_block_size=64), buckets=(16, 32))
+
+
+# -- one int4 grid for both formats and for training (quant/int4.py) ---------------------------------
+
+def _stored_tables(tmp_path: Path, table: np.ndarray) -> dict:
+    """The word table each format's int4 file holds, read back through its own runtime (every row looked up)."""
+    import litert_torch
+    from ai_edge_litert.interpreter import Interpreter
+    from onnx import TensorProto, helper, numpy_helper
+
+    import onnxruntime as ort
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    rows, width = table.shape
+    graph = helper.make_graph([helper.make_node("Gather", ["table", "input_ids"], ["out"], name="embeddings.word_embeddings")], "g",
+                              [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [None])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, width])], [numpy_helper.from_array(table, "table")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "f.onnx")
+    quantize.quantize_onnx_word_embeddings_int4(tmp_path / "f.onnx", tmp_path / "q.onnx", 32)
+    got = {"onnx": ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"]).run(None, {"input_ids": np.arange(rows)})[0]}
+
+    class Lookup(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.word_embeddings = torch.nn.Embedding(rows, width, _weight=torch.tensor(table))
+
+        def forward(self, input_ids):
+            return self.word_embeddings(input_ids)
+
+    ids = torch.arange(rows, dtype=torch.int32)[None]
+    litert_torch.signature("all", Lookup().eval(), sample_kwargs={"input_ids": ids}).convert().export(str(tmp_path / "f.tflite"))
+    quantize.quantize_tflite(tmp_path / "f.tflite", tmp_path / "q.tflite", "dynamic-int8", embedding_bits=4, embedding_block_size=32)
+    runner = Interpreter(model_path=str(tmp_path / "q.tflite")).get_signature_runner("all")
+    got["tflite"] = next(iter(runner(input_ids=ids.numpy()).values()))[0]
+    return got
+
+
+def test_both_formats_store_the_word_table_on_one_int4_grid(tmp_path):
+    """ONNX and TFLite store the same int4 table, int4.snap's: onnxruntime's own grid (the signed extreme / -8) differed
+    from LiteRT's (max / 7, bfloat16 scales), so a table put on one came back changed from the other. A table already on
+    the grid (a frozen student lookup, distil.py) comes back exactly."""
+    from edgepack.quant import int4
+
+    table = (np.random.default_rng(0).standard_normal((40, 64)) * 0.05).astype(np.float32)
+    on_grid = int4.snap(table, 32)
+    assert 0 < np.abs(on_grid - table).mean() < 0.01 and np.array_equal(int4.snap(on_grid, 32), on_grid)
+    for fmt, stored in _stored_tables(tmp_path / "float", table).items():
+        assert np.array_equal(stored, on_grid), (fmt, np.abs(stored - on_grid).max())
+    for fmt, stored in _stored_tables(tmp_path / "snapped", on_grid).items():
+        assert np.array_equal(stored, on_grid), (fmt, np.abs(stored - on_grid).max())
+    q, scales = int4.blocks(table, 32)
+    assert q.min() >= -7 and q.max() <= 7 and scales.shape == (40, 2) and int4.pack(np.array([[1, -1]], np.int8)) == bytes([0xF1])

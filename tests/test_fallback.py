@@ -130,6 +130,30 @@ def test_fallback_only_for_parity_failures():
     assert not fallback.applies(spec0, [parity_fail])
 
 
+def test_a_teacher_gate_the_fp32_student_misses_itself_is_not_retried_and_says_so():
+    """int8 cannot be the cause when the fp32 student misses the teacher gate too: a classifier build (seed 1) missed
+    agreement 0.9 with the fp32 student at 0.887, spent 2 min 30 s keeping layers float, and failed naming them."""
+    from edgepack.measure.gates import GateFailure, gate_failures
+    from edgepack.quant import fallback
+    from edgepack.targets import parse_target
+
+    spec = parse_target(static_toml(fallback=3), "x.toml").quantize
+    theirs = GateFailure("onnx", "parity", "agreement", 0.8828, 0.9, "vs_teacher", student_fp32=0.8867)
+    ours = GateFailure("onnx", "parity", "agreement", 0.8828, 0.9, "vs_teacher", student_fp32=0.9102)
+    assert theirs.student_misses and not ours.student_misses
+    assert str(theirs) == ("onnx: agreement vs_teacher 0.8828 < 0.9 (the fp32 student itself: 0.8867, so int8 is not the cause; "
+                           "distil longer, on more --data, or keep more layers)")
+    assert str(ours) == "onnx: agreement vs_teacher 0.8828 < 0.9"
+    assert fallback.applies(spec, [ours]) and not fallback.applies(spec, [theirs]) and not fallback.applies(spec, [ours, theirs])
+    # gate_failures takes the fp32 student's figure from the metrics evaluate() writes
+    fmt = {"largest_file_bytes": 1000, "vs_teacher": {"agreement": 0.8828}, "vs_student_fp32": {"agreement": 0.99},
+           "latency": {"buckets": {}}}
+    budget = parse_target(static_toml(), "x.toml").budget
+    budget = type(budget)(**{**vars(budget), "min_agreement_vs_teacher": 0.9, "min_agreement_vs_student": 0.98})
+    [fail] = gate_failures("text-classification", budget, {"formats": {"onnx": fmt}, "student_fp32_vs_teacher": {"agreement": 0.8867}})
+    assert fail.student_misses and fail.student_fp32 == 0.8867
+
+
 def dynamic_toml(fallback=0, gate=0.0, **quantize) -> str:
     return static_toml(fallback=fallback, gate=gate, **quantize).replace('mode = "static-int8"', 'mode = "dynamic-int8"')
 
@@ -219,16 +243,20 @@ def test_the_fallback_skips_layers_whose_float_weights_break_the_size_gate():
     assert list(affordable(ranking, sizes, 10**9, 2, {})) == ["bert", "bert.embeddings.word_embeddings.lookup"]
 
 
-def test_a_tflite_fallback_never_breaks_the_size_gate(tmp_path, tiny_model, tiny_data, cache_dir):
+def test_a_tflite_fallback_never_breaks_the_size_gate(tmp_path, tiny_model, tiny_data, cache_dir, monkeypatch):
     """Dynamic-int8 TFLite ranks every op's layer, parents included (`embeddings` holds the word table; in a
     classifier `bert` holds the whole model). Before the size check the fallback kept the best-ranked ones in
     float, and a gate it could not meet ended with the file over max_size_mb as well."""
+    from edgepack.quant import calibrate, fallback
     from edgepack.report.markdown import fallback_markdown
 
+    ranked = []  # the candidates the fallback ranked
+    layers = fallback._Probe.layers
+    monkeypatch.setattr(fallback._Probe, "layers", lambda self: ranked.append(layers(self)) or ranked[-1])
     toml = static_toml(formats=("tflite",)).replace('mode = "static-int8"', 'mode = "dynamic-int8"')
     plain = build(tmp_path, "plain", toml, tiny_model, tiny_data, cache_dir)
     size = (plain / "model.tflite").stat().st_size
-    limit = round(size * 1.02 / 1e6, 6)  # room for a matrix or two in float, not for a lookup table
+    limit = round(size * 1.05 / 1e6, 6)  # room for a matrix or two in float, not for a lookup table
     gated = (static_toml(formats=("tflite",), fallback=3, gate=0.9999999).replace('mode = "static-int8"', 'mode = "dynamic-int8"')
              + f"max_size_mb = {limit}\n")
     with pytest.raises(GateFailed) as err:
@@ -236,6 +264,24 @@ def test_a_tflite_fallback_never_breaks_the_size_gate(tmp_path, tiny_model, tiny
     assert "max_size_mb" not in str(err.value), str(err.value)  # only the parity gate is missed
     report = json.loads(Path(str(err.value).split("report: ")[1].split(")")[0]).with_name("report.json").read_text())
     entry = report["metrics"]["fallback"]["formats"]["tflite"]
-    assert entry["skipped_for_size"] and len(entry["kept_float"]) == 3
+    assert entry["skipped_for_size"] and len(entry["kept_float"]) == 3, entry
     assert entry["after"]["size_bytes"] <= limit * 1e6
     assert "not kept, because in float" in "\n".join(fallback_markdown(report["metrics"]["fallback"], "sentence-embedding"))
+    # only layers whose int8 weights a float copy replaces (the embeddings' parent scope is no longer one)
+    assert ranked and set(ranked[0]) == set(calibrate.tflite_quantizable(plain / "model.tflite", False, True))
+
+
+def test_the_dynamic_int8_fallback_ranks_only_layers_with_a_quantised_weight(tmp_path, tiny_model, tiny_data, cache_dir):
+    """Dynamic int8 changes only the ops with a constant weight. The fallback used to rank every layer of the graph
+    (activation functions, the embeddings' parent scope, attention's product of two activations): trials that keep
+    nothing float, 16 of the bench classifier's 34 TFLite layers."""
+    from edgepack.quant import calibrate
+
+    toml = dynamic_toml().replace('formats = ["onnx"]', 'formats = ["onnx", "tflite"]').replace('mode = "dynamic-int8"', 'mode = "none"')
+    fp32 = build(tmp_path, "fp32", toml, tiny_model, tiny_data, cache_dir)
+    for fmt, listing in (("onnx", calibrate.onnx_quantizable), ("tflite", calibrate.tflite_quantizable)):
+        every, weighted = set(listing(fp32 / f"model.{fmt}", True)), set(listing(fp32 / f"model.{fmt}", False, True))
+        assert {"encoder.0.attention.self.query", "encoder.1.output.dense", "embeddings.word_embeddings"} <= weighted, (fmt, weighted)
+        # the weightless layers are listed when every op counts (static full-integer), never as dynamic candidates
+        weightless = {"encoder.0.intermediate.intermediate_act_fn", "encoder.0.attention.self", "embeddings"}
+        assert weightless <= every and not weightless & weighted, (fmt, every - weighted)

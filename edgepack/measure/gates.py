@@ -19,6 +19,12 @@ class GateFailure:
     floor: float  # the profile's bound: a minimum for parity, a maximum for size and latency
     versus: str = ""  # parity: "vs_teacher" or "vs_student_fp32"
     kept_float: tuple[str, ...] = ()  # fallback: the layers it kept in float before giving up
+    student_fp32: float | None = None  # vs_teacher: the same figure for the fp32 student the files were quantised from
+
+    @property
+    def student_misses(self) -> bool:
+        """The fp32 student misses this teacher gate itself: int8 is not the cause, and no float layer can fix it."""
+        return self.versus == "vs_teacher" and self.student_fp32 is not None and self.student_fp32 < self.floor
 
     def __str__(self) -> str:
         """The one-line message the CLI prints and report.md lists."""
@@ -35,7 +41,11 @@ class GateFailure:
             names = ", ".join(self.kept_float) or "none"
             return (f"{self.format}: accuracy-aware fallback kept {len(self.kept_float)} most sensitive layer(s) in float "
                     f"({names}; quantize.fallback_max_layers = {self.floor}) and the gate still fails")
-        return f"{self.format}: {self.metric} {self.versus} {self.value:.4f} < {self.floor}"
+        line = f"{self.format}: {self.metric} {self.versus} {self.value:.4f} < {self.floor}"
+        if self.student_misses:
+            line += (f" (the fp32 student itself: {self.student_fp32:.4f}, so int8 is not the cause; distil longer, "
+                     "on more --data, or keep more layers)")
+        return line
 
 
 def parity_checks(task: str, b: BudgetSpec) -> list[tuple[str, str, float]]:
@@ -55,10 +65,12 @@ def gate_failures(task: str, budget: BudgetSpec, metrics: dict) -> list[GateFail
         mb = m["largest_file_bytes"] / 1e6
         if mb > budget.max_size_mb:
             fails.append(GateFailure(fmt, "size", "max_size_mb", mb, budget.max_size_mb))
+        own = metrics.get("student_fp32_vs_teacher") or {}
         for versus, metric, floor in parity_checks(task, budget):
             value = m[versus][metric]
             if floor and value < floor:
-                fails.append(GateFailure(fmt, "parity", metric, value, floor, versus))
+                fails.append(GateFailure(fmt, "parity", metric, value, floor, versus,
+                                         student_fp32=own.get(metric) if versus == "vs_teacher" else None))
         if budget.max_latency_ms_p95:
             worst = max(x["p95_ms"] for x in m["latency"]["buckets"].values())
             if worst > budget.max_latency_ms_p95:

@@ -87,14 +87,15 @@ def tflite_feeds(calib: Calibration, seq: int) -> list[dict]:
 
 # -- ONNX --------------------------------------------------------------------------------------------
 
-def onnx_quantizable(path: Path, full_integer: bool = False) -> dict[str, list[str]]:
-    """Layer name -> names of the nodes static quantisation would touch in that layer."""
+def onnx_quantizable(path: Path, full_integer: bool = False, weights_only: bool = False) -> dict[str, list[str]]:
+    """Layer name -> names of the nodes static quantisation would touch in that layer. `weights_only`: the nodes
+    dynamic int8 touches, those with a constant weight (onnxruntime leaves a product of two activations float)."""
     import onnx
 
-    return _quantizable(onnx.load(str(path), load_external_data=False).graph, full_integer)
+    return _quantizable(onnx.load(str(path), load_external_data=False).graph, full_integer, weights_only)
 
 
-def _quantizable(graph, full_integer: bool) -> dict[str, list[str]]:
+def _quantizable(graph, full_integer: bool, weights_only: bool = False) -> dict[str, list[str]]:
     weights = {i.name for i in graph.initializer}
     out: dict[str, list[str]] = {}
     for node in graph.node:
@@ -105,6 +106,8 @@ def _quantizable(graph, full_integer: bool) -> dict[str, list[str]]:
                 continue
             # Gather on shapes (int64 index arithmetic) is not a float op; only embedding lookups count.
             if node.op_type == "Gather" and (not node.input or node.input[0] not in weights):
+                continue
+            if weights_only and not any(i in weights for i in node.input):
                 continue
         out.setdefault(layer_names.onnx_layer(node.name), []).append(node.name)
     return out
@@ -195,9 +198,13 @@ def tflite_ops(path: Path) -> list[TFLiteOp]:
     return out
 
 
-def tflite_quantizable(path: Path, full_integer: bool = False) -> dict[str, list[str]]:
+def tflite_quantizable(path: Path, full_integer: bool = False, weights_only: bool = False) -> dict[str, list[str]]:
+    """Layer name -> the scopes of its ops that static quantisation would touch; `weights_only`: those dynamic
+    int8 touches, the ops with a constant weight (an attention's BATCH_MATMUL of two activations stays float)."""
     out: dict[str, list[str]] = {}
     for op in tflite_ops(path):
+        if weights_only and (op.name not in TFLITE_QUANT_OPS + ("EMBEDDING_LOOKUP",) or op.weight_width is None):
+            continue
         if full_integer or op.name in TFLITE_QUANT_OPS + ("EMBEDDING_LOOKUP",):
             out.setdefault(op.layer, []).append(op.scope)
     return out

@@ -31,7 +31,7 @@ from pathlib import Path
 from ..context import Artifact, BuildContext
 from ..errors import TargetError, UsageError
 from ..targets import QuantizeSpec
-from . import calibrate, layer_names, quiet
+from . import calibrate, int4, layer_names, quiet
 
 # What a device runtime needs for an artifact, beyond what every current interpreter has (recorded per
 # artifact in the manifest, checked by the runtime before loading). Each minimum was run here: the
@@ -226,7 +226,7 @@ def quantize_onnx_word_embeddings_int4(src: Path, dst: Path, block: int, exclude
     first. (Only bumping the opset number, as the quantiser does by itself, leaves ops whose signature
     changed, e.g. ReduceL2's axes, invalid for onnxruntime.) An excluded word-embedding layer stays float."""
     import onnx
-    from onnx import version_converter
+    from onnx import numpy_helper, version_converter
     from onnxruntime.quantization import matmul_nbits_quantizer as nbits
 
     model = onnx.load(str(src))
@@ -247,7 +247,23 @@ def quantize_onnx_word_embeddings_int4(src: Path, dst: Path, block: int, exclude
     with quiet():
         q = nbits.MatMulNBitsQuantizer(model, algo_config=config, nodes_to_exclude=others)
         q.process()
+    _onto_shared_int4_grid(q.model.model, numpy_helper.to_array(table), block)
     q.model.save_model_to_file(str(dst), False)
+
+
+def _onto_shared_int4_grid(model, table, block: int) -> None:
+    """Rewrite the GatherBlockQuantized table that onnxruntime's quantiser made onto int4.py's grid, LiteRT's (its
+    layout kept: int4 values rows x width, float32 scales rows x width / block), so both formats ship one table."""
+    from onnx import numpy_helper
+
+    node = next(n for n in model.graph.node if n.op_type == "GatherBlockQuantized")
+    inits = {i.name: i for i in model.graph.initializer}
+    data, scales_init = inits[node.input[0]], inits[node.input[2]]
+    q, scales = int4.blocks(table, block)
+    if list(data.dims) != list(q.shape) or list(scales_init.dims) != list(scales.shape):
+        raise RuntimeError(f"unexpected GatherBlockQuantized layout: {list(data.dims)}, scales {list(scales_init.dims)}")
+    data.raw_data = int4.pack(q)
+    scales_init.CopyFrom(numpy_helper.from_array(scales, scales_init.name))
 
 
 def tflite_word_embedding_lookup(path: Path) -> tuple[list[str], int] | None:

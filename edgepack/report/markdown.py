@@ -41,6 +41,8 @@ def markdown(ctx, metrics: dict) -> str:
         lines += ["| format | agreement vs teacher | agreement vs fp32 student | accuracy |", "|---|---|---|---|"]
         for fmt, m in metrics.get("formats", {}).items():
             lines.append(f"| {fmt} | {_fmt(m['vs_teacher']['agreement'])} | {_fmt(m['vs_student_fp32']['agreement'])} | {_fmt(m['vs_teacher'].get('accuracy', '-'))} |")
+        if "student_fp32_vs_teacher" in metrics:
+            lines += ["", f"fp32 student vs teacher: agreement {_fmt(metrics['student_fp32_vs_teacher']['agreement'])}."]
     else:
         lines += ["| format | cosine vs teacher (min / mean) | cosine vs fp32 student (min / mean) |", "|---|---|---|"]
         for fmt, m in metrics.get("formats", {}).items():

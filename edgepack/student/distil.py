@@ -12,6 +12,7 @@ texts and the [student] settings, so changing only the target re-uses the studen
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -100,6 +101,7 @@ def augment(texts, share: float, seed: int, vocab_words=()) -> list[str]:
 
 def plan_settings(ctx: BuildContext, teacher_layers: int) -> dict:
     spec = ctx.target.student_for(ctx.teacher.task)
+    q = ctx.target.quantize
     quick = ctx.options.quick
     depth = ctx.options.student_layers or spec.layers or max(1, teacher_layers // 2)
     if depth > teacher_layers:
@@ -134,6 +136,10 @@ def plan_settings(ctx: BuildContext, teacher_layers: int) -> dict:
         **({"token_loss": spec.token_loss, "token_layers": "matched"} if spec.token_loss else {}),
         # resolved here, so the cache key tells a bf16-trained student from a float32 one; absent for fp32 (cache keys kept)
         **({"train_precision": precision} if precision != "fp32" else {}),
+        # A frozen lookup is put on the int4 grid the files will store it on (quant/int4.py), so the fp32 student the
+        # parity gates compare with holds the shipped table. Absent otherwise: other students keep their cache keys.
+        **({"int4_lookup_block": q.embedding_block_size} if not spec.train_embeddings and q.mode == "dynamic-int8"
+           and q.embedding_bits == 4 else {}),
         "learning_rate": spec.learning_rate,
         "batch_size": spec.batch_size,
         "dropout": spec.dropout,
@@ -291,16 +297,23 @@ def _build_student(ctx, accel, stage: StageDir | None, key: str, teacher_hash: s
     # Two progress tasks, not one: the teacher's pass is fast per text and the steps are slow, so one bar over
     # texts + steps sat at 95% for most of the build. A cache hit skips the first.
     cache_key = train.teacher_cache_key(teacher_hash, setup, all_texts)
-    with reporter.task(f"teacher outputs for {len(all_texts)} distillation texts", total=len(all_texts)) as bar:
+    targets = None  # with token_loss and no pruning, training takes them from its per-batch teacher pass
+    # With token_loss the teacher runs on every training batch anyway (its token states are too large to cache), and
+    # that pass gives its logits or embeddings too: the up-front pass over the distillation text is then needed only
+    # by the pruning's importance scores. Skipping it saved 39 s of the bench classifier's build (16,000 texts).
+    upfront = not token_weight or has_pruning
+    with (reporter.task(f"teacher outputs for {len(all_texts)} distillation texts", total=len(all_texts)) if upfront
+          else contextlib.nullcontext()) as bar:
         def compute():
             return train.teacher_outputs(teacher, setup, teacher_ids, on_batch=bar.advance)
 
-        if is_main_process():
+        if upfront and is_main_process():
             targets = train.cached_teacher_outputs(ctx.work_dir, cache_key, compute)
         accel.wait_for_everyone()
-        if not is_main_process():  # rank 0 has published them: a cache hit
+        if upfront and not is_main_process():  # rank 0 has published them: a cache hit
             targets = train.cached_teacher_outputs(ctx.work_dir, cache_key, compute)
-        bar.update(completed=len(all_texts))  # a cache hit skips the pass
+        if upfront:
+            bar.update(completed=len(all_texts))  # a cache hit skips the pass
     desc = f"distilling {len(shape['layers'])}-layer student on {len(all_texts)} texts, steps"
     scoring = SCORING_BATCHES * settings["batch_size"] if has_pruning else 0
     total = None if budget.seconds else sum(p.steps for p in phases) + scoring  # time: no fixed end
@@ -312,7 +325,7 @@ def _build_student(ctx, accel, stage: StageDir | None, key: str, teacher_hash: s
         if shape["rank"]:
             embedding.factorise_word_embeddings(student, t.family, shape["rank"])
         if not settings["train_embeddings"]:
-            _freeze_embedding_table(student, t.family)
+            _freeze_embedding_table(student, t.family, settings.get("int4_lookup_block", 0))
         if budget.seconds:  # the clock started with the stage: what is left, less saving, goes to training
             reserve = min(SAVE_RESERVE_SECONDS, 0.05 * budget.seconds)
             left = max(1.0, budget.seconds - reserve - (time.perf_counter() - started))
@@ -703,15 +716,20 @@ def _choice_record(ranked: list, teacher_layers: int, task: str) -> dict:
             "evenly_spaced": {"layers": even, "score": None if even_score is None else round(even_score, 5)}}
 
 
-def _freeze_embedding_table(student, family: str) -> None:
+def _freeze_embedding_table(student, family: str, int4_block: int = 0) -> None:
     """The big lookup table stays as initialised (the teacher's rows, or their SVD factor): tokens the
     distillation text never shows keep vectors that match the rest of the table, and training skips
-    most of the parameters. A factorised table's small projection does train."""
+    most of the parameters. A factorised table's small projection does train. `int4_block`: the table is
+    first put on the int4 grid the shipped files store it on (quant/int4.py), so the rest of the student
+    learns around the table the device will have."""
+    from ..quant import int4
+
     table = layers.word_embeddings(student, family)
-    if isinstance(table, embedding.LowRankEmbedding):
-        table.lookup.weight.requires_grad_(False)
-    else:
-        table.weight.requires_grad_(False)
+    weight = table.lookup.weight if isinstance(table, embedding.LowRankEmbedding) else table.weight
+    if int4_block and weight.shape[-1] % int4_block == 0:  # (a width it does not divide fails in the quantise stage, clearly)
+        with torch.no_grad():
+            weight.copy_(torch.from_numpy(int4.snap(weight.detach().float().cpu().numpy(), int4_block)).to(weight.dtype))
+    weight.requires_grad_(False)
 
 
 def _prune(student, setup, ids, targets, settings, seed, bar) -> dict:

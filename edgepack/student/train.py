@@ -295,10 +295,11 @@ def adamw(params: list, lr: float) -> torch.optim.AdamW:
     return torch.optim.AdamW(params, lr=lr, weight_decay=0.01, fused=fused or None)
 
 
-def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch.Tensor], *, budget: Budget,
+def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch.Tensor] | None, *, budget: Budget,
            lr: float, batch_size: int, seed: int, labels=None, accel=None, on_step=None, evaluate=None,
            on_eval=None, teacher=None) -> Curve:
-    """Train `student` towards `targets` (rows aligned with `ids`) within `budget`.
+    """Train `student` towards `targets` (rows aligned with `ids`) within `budget`. With `teacher` and a token-level
+    loss, `targets` may be None: each batch's targets then come from the teacher's pass over it.
 
     Distillation never ends worse than it started: `evaluate(model) -> score` (higher is better, on
     held-out text) runs at step 0 and every `budget.eval_every` steps, the best weights are kept, and
@@ -353,10 +354,13 @@ def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch
                 out = forward(model, setup, input_ids, mask, tokens=teacher is not None)
             student_states = out.pop("states", None)
             out = {k: v.float() for k, v in out.items()}
-            target = {k: v[index].to(accel.device) for k, v in targets.items()}
+            target = {k: v[index].to(accel.device) for k, v in targets.items()} if targets is not None else {}
             if setup.token_weight and teacher is not None:  # token states: computed per batch, not cached
                 with torch.no_grad(), mixed_precision(setup, accel.device.type):
-                    teacher_states = forward(teacher, setup, input_ids, mask, tokens=True)["states"]
+                    teacher_out = forward(teacher, setup, input_ids, mask, tokens=True)
+                teacher_states = teacher_out.pop("states")
+                if targets is None:  # no up-front pass (distil.py): the pooled targets come from this one
+                    target.update({k: v.float() for k, v in teacher_out.items()})
                 out["tokens"], target["tokens"] = token_states(setup, student_states, teacher_states)
                 target["mask"] = mask
             y = label_t[index].to(accel.device) if label_t is not None else None
