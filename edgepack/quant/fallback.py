@@ -34,7 +34,7 @@ PROBE_TEXTS = 32  # training texts the ranking runs on: enough to rank, cheap en
 def applies(spec: QuantizeSpec, fails: list[GateFailure]) -> bool:
     """Only parity lost to int8 can be bought back with float layers; size and latency get worse, not better, and a
     teacher gate that the fp32 student misses itself stays missed (a classifier build that missed agreement 0.9 with
-    the fp32 student at 0.887 spent 2 min 30 s keeping layers float, then failed)."""
+    the fp32 student at 0.887 spent 2 min 29 s keeping layers float, then failed)."""
     return bool(fails and spec.fallback_max_layers > 0 and spec.mode in INT8_MODES
                 and all(f.kind == "parity" and not f.student_misses for f in fails))
 

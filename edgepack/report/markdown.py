@@ -152,8 +152,11 @@ def student_markdown(info: dict) -> list[str]:
                      if (info.get("settings") or {}).get("train_precision") == "bf16" else "")
                   + "; held-out score "
                   + f"({dist.get('held_out_texts')} training texts never trained on) every {budget.get('eval_every')} steps. "
-                  "The best checkpoint ships, step 0 included, so distillation never ends worse than it started.", "",
-                  "| phase | steps run | stopped by | held-out score at step 0 | best | at step | curve (step: score) |",
+                  + ("The latest checkpoint within one standard error of the best held-out agreement ships (checkpoints that"
+                     " close cannot be told apart on these texts), never one below step 0, so distillation never ends worse"
+                     " than it started." if (info.get("settings") or {}).get("checkpoint_rule") == "latest-within-noise" else
+                     "The best checkpoint ships, step 0 included, so distillation never ends worse than it started."), "",
+                  "| phase | steps run | stopped by | held-out score at step 0 | kept | at step | curve (step: score) |",
                   "|---|---|---|---|---|---|---|"]
         for i, p in enumerate(phases, 1):
             curve = ", ".join(f"{st}: {sc:.4f}" for st, sc in p["evals"])

@@ -297,13 +297,16 @@ def adamw(params: list, lr: float) -> torch.optim.AdamW:
 
 def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch.Tensor] | None, *, budget: Budget,
            lr: float, batch_size: int, seed: int, labels=None, accel=None, on_step=None, evaluate=None,
-           on_eval=None, teacher=None) -> Curve:
+           on_eval=None, teacher=None, tolerance=None) -> Curve:
     """Train `student` towards `targets` (rows aligned with `ids`) within `budget`. With `teacher` and a token-level
     loss, `targets` may be None: each batch's targets then come from the teacher's pass over it.
 
     Distillation never ends worse than it started: `evaluate(model) -> score` (higher is better, on
     held-out text) runs at step 0 and every `budget.eval_every` steps, the best weights are kept, and
-    they are what the student holds on return. With several processes each takes every n-th batch;
+    they are what the student holds on return. `tolerance(best) -> margin`, the held-out score's noise: the latest
+    checkpoint within that margin of the best is kept instead (never one below step 0's score), since checkpoints
+    that close cannot be told apart on the held-out text and the later one has trained longer at a lower learning
+    rate. With several processes each takes every n-th batch;
     stop decisions are taken at evaluations and agreed on by all ranks, so DDP never waits for a
     rank that has stopped.
     """
@@ -317,10 +320,11 @@ def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch
     opt = adamw([p for p in student.parameters() if p.requires_grad], lr)
     model, opt = accel.prepare(student, opt)
     label_t = torch.tensor([-1 if x is None else int(x) for x in labels]) if labels is not None else None
-    best = {"score": -math.inf, "state": None}
+    best = {"score": -math.inf, "state": None, "start": -math.inf}
 
     def checkpoint(step: int) -> bool:
-        """Evaluate; keep the weights if they are the best so far. True when this was an improvement."""
+        """Evaluate; keep the weights if they are the best so far (or, with `tolerance`, within its margin of the
+        best). True when this was an improvement."""
         if evaluate is None:
             return True
         model.eval()
@@ -329,11 +333,15 @@ def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch
         curve.evals.append((step, score))
         if on_eval:
             on_eval(step, score)
-        if score > best["score"]:
-            best["score"], curve.best_step = score, step
+        if step == 0:
+            best["start"] = score
+        improved = score > best["score"]
+        best["score"] = max(best["score"], score)
+        margin = tolerance(best["score"]) if tolerance and not improved else 0.0
+        if improved or (score >= best["score"] - margin and score >= best["start"]):
+            curve.best_step = step
             best["state"] = {k: v.detach().clone() for k, v in accel.unwrap_model(model).state_dict().items()}
-            return True
-        return False
+        return improved
 
     checkpoint(0)
     model.train()
