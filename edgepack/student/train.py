@@ -337,8 +337,7 @@ def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch
             best["start"] = score
         improved = score > best["score"]
         best["score"] = max(best["score"], score)
-        margin = tolerance(best["score"]) if tolerance and not improved else 0.0
-        if improved or (score >= best["score"] - margin and score >= best["start"]):
+        if improved or (tolerance and score >= best["score"] - tolerance(best["score"]) and score >= best["start"]):
             curve.best_step = step
             best["state"] = {k: v.detach().clone() for k, v in accel.unwrap_model(model).state_dict().items()}
         return improved
