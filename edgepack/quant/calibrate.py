@@ -202,10 +202,11 @@ def tflite_quantizable(path: Path, full_integer: bool = False, weights_only: boo
     """Layer name -> the scopes of its ops that static quantisation would touch; `weights_only`: those dynamic
     int8 touches, the ops with a constant weight (an attention's BATCH_MATMUL of two activations stays float)."""
     out: dict[str, list[str]] = {}
+    quantized = TFLITE_QUANT_OPS + ("EMBEDDING_LOOKUP",)
     for op in tflite_ops(path):
-        if weights_only and (op.name not in TFLITE_QUANT_OPS + ("EMBEDDING_LOOKUP",) or op.weight_width is None):
+        if weights_only and (op.name not in quantized or op.weight_width is None):
             continue
-        if full_integer or op.name in TFLITE_QUANT_OPS + ("EMBEDDING_LOOKUP",):
+        if full_integer or op.name in quantized:
             out.setdefault(op.layer, []).append(op.scope)
     return out
 

@@ -12,7 +12,6 @@ texts and the [student] settings, so changing only the target re-uses the studen
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import json
@@ -31,6 +30,7 @@ from ..distributed import is_main_process
 from ..errors import ModelError
 from ..families import FAMILIES
 from ..modeling import load_hf_model, wrap
+from ..quant import int4
 from ..teacher import weights_dir
 from ..tokenizer import load_tokenizer, tokenizer_spec
 from . import embedding, layer_choice, layers, prune, train, vocab
@@ -299,23 +299,21 @@ def _build_student(ctx, accel, stage: StageDir | None, key: str, teacher_hash: s
     phases = budget.split((0.5, 0.5)) if has_pruning else [budget]
     # Two progress tasks, not one: the teacher's pass is fast per text and the steps are slow, so one bar over
     # texts + steps sat at 95% for most of the build. A cache hit skips the first.
-    cache_key = train.teacher_cache_key(teacher_hash, setup, all_texts)
     targets = None  # with token_loss and no pruning, training takes them from its per-batch teacher pass
     # With token_loss the teacher runs on every training batch anyway (its token states are too large to cache), and
     # that pass gives its logits or embeddings too: the up-front pass over the distillation text is then needed only
     # by the pruning's importance scores. Skipping it saved 39 s of the bench classifier's build (16,000 texts).
-    upfront = not token_weight or has_pruning
-    with (reporter.task(f"teacher outputs for {len(all_texts)} distillation texts", total=len(all_texts)) if upfront
-          else contextlib.nullcontext()) as bar:
-        def compute():
-            return train.teacher_outputs(teacher, setup, teacher_ids, on_batch=bar.advance)
+    if not token_weight or has_pruning:
+        cache_key = train.teacher_cache_key(teacher_hash, setup, all_texts)
+        with reporter.task(f"teacher outputs for {len(all_texts)} distillation texts", total=len(all_texts)) as bar:
+            def compute():
+                return train.teacher_outputs(teacher, setup, teacher_ids, on_batch=bar.advance)
 
-        if upfront and is_main_process():
-            targets = train.cached_teacher_outputs(ctx.work_dir, cache_key, compute)
-        accel.wait_for_everyone()
-        if upfront and not is_main_process():  # rank 0 has published them: a cache hit
-            targets = train.cached_teacher_outputs(ctx.work_dir, cache_key, compute)
-        if upfront:
+            if is_main_process():
+                targets = train.cached_teacher_outputs(ctx.work_dir, cache_key, compute)
+            accel.wait_for_everyone()
+            if not is_main_process():  # rank 0 has published them: a cache hit
+                targets = train.cached_teacher_outputs(ctx.work_dir, cache_key, compute)
             bar.update(completed=len(all_texts))  # a cache hit skips the pass
     desc = f"distilling {len(shape['layers'])}-layer student on {len(all_texts)} texts, steps"
     scoring = SCORING_BATCHES * settings["batch_size"] if has_pruning else 0
@@ -734,8 +732,6 @@ def _freeze_embedding_table(student, family: str, int4_block: int = 0) -> None:
     most of the parameters. A factorised table's small projection does train. `int4_block`: the table is
     first put on the int4 grid the shipped files store it on (quant/int4.py), so the rest of the student
     learns around the table the device will have."""
-    from ..quant import int4
-
     table = layers.word_embeddings(student, family)
     weight = table.lookup.weight if isinstance(table, embedding.LowRankEmbedding) else table.weight
     if int4_block and weight.shape[-1] % int4_block == 0:  # (a width it does not divide fails in the quantise stage, clearly)

@@ -320,7 +320,7 @@ def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch
     opt = adamw([p for p in student.parameters() if p.requires_grad], lr)
     model, opt = accel.prepare(student, opt)
     label_t = torch.tensor([-1 if x is None else int(x) for x in labels]) if labels is not None else None
-    best = {"score": -math.inf, "state": None, "start": -math.inf}
+    best = {"score": -math.inf, "state": None}
 
     def checkpoint(step: int) -> bool:
         """Evaluate; keep the weights if they are the best so far (or, with `tolerance`, within its margin of the
@@ -333,11 +333,10 @@ def distil(student, setup: Setup, ids: list[list[int]], targets: dict[str, torch
         curve.evals.append((step, score))
         if on_eval:
             on_eval(step, score)
-        if step == 0:
-            best["start"] = score
         improved = score > best["score"]
         best["score"] = max(best["score"], score)
-        if improved or (tolerance and score >= best["score"] - tolerance(best["score"]) and score >= best["start"]):
+        start = curve.evals[0][1]  # step 0's score: checkpoint(0) runs first
+        if improved or (tolerance and score >= best["score"] - tolerance(best["score"]) and score >= start):
             curve.best_step = step
             best["state"] = {k: v.detach().clone() for k, v in accel.unwrap_model(model).state_dict().items()}
         return improved
