@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgepack import web
+from edgepack.check import check_bundle
 from edgepack.cli import main
 from edgepack.errors import TargetError
 from edgepack.golden import golden_matches
@@ -237,6 +238,32 @@ def test_transformers_js_in_node_reproduces_the_golden_cases(web_bundle_ro):
     result = run_js(REPO / "web" / "golden_node.mjs", web_bundle_ro)
     assert result["dtype"] == json.loads((web_bundle_ro / "config.json").read_text())["transformers.js_config"]["dtype"]
     assert_golden(web_bundle_ro, result["cases"])
+
+
+def test_a_web_bundle_with_layers_kept_from_int8_weights_runs_in_transformers_js(tmp_path, tiny_model, tiny_data, cache_dir):
+    """web.toml lets the accuracy-aware fallback keep up to 4 matrix products out of int8 arithmetic, from int8 weights
+    behind a DequantizeLinear (`kept_weights = "int8"`; before, the web target failed any build whose int8 file
+    missed the 0.99 gate). What the fallback keeps is what `[quantize] exclude` names (tests/test_fallback.py
+    drives the fallback itself): here two products of the tiny model, and onnxruntime-web must run that graph."""
+    import onnx
+
+    import edgepack
+
+    require_js()
+    spec = load_target("web").quantize
+    assert spec.fallback_max_layers == 4 and spec.kept_weights == "int8"
+    kept = ["encoder.0.intermediate.dense", "encoder.1.output.dense"]
+    profile = tiny_web_profile(tmp_path / "tiny-web.toml")
+    profile.write_text(profile.read_text().replace("[quantize]\n", f"[quantize]\nexclude = {json.dumps(kept)}\n"))
+    out = tmp_path / "bundle"
+    edgepack.build(target=str(profile), model=str(tiny_model), data=(str(tiny_data),), out=out, cache_dir=cache_dir)
+    graph = onnx.load(str(out / web.model_path(spec))).graph
+    made_by = {o: n.op_type for n in graph.node for o in n.output}
+    from_int8 = [n for n in graph.node if n.op_type == "MatMul" and made_by.get(n.input[1]) == "DequantizeLinear"]
+    assert len(from_int8) == len(kept) and {n.op_type for n in graph.node} >= {"DynamicQuantizeLinear", "MatMulInteger"}
+    assert check_bundle(out).passed
+    require_js(browser=True)  # onnxruntime-web's WebAssembly build, in Chromium (Node's transformers.js runs onnxruntime-node)
+    assert_golden(out, run_js(REPO / "web" / "browser.mjs", out, "--golden")["golden"])
 
 
 def test_headless_chromium_reproduces_the_golden_cases(browser_run, web_bundle_ro):
