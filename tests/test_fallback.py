@@ -4,6 +4,7 @@ naming the layers it tried, and --out is untouched."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -152,6 +153,27 @@ def test_a_teacher_gate_the_fp32_student_misses_itself_is_not_retried_and_says_s
     budget = type(budget)(**{**vars(budget), "min_agreement_vs_teacher": 0.9, "min_agreement_vs_student": 0.98})
     [fail] = gate_failures("text-classification", budget, {"formats": {"onnx": fmt}, "student_fp32_vs_teacher": {"agreement": 0.8867}})
     assert fail.student_misses and fail.student_fp32 == 0.8867
+
+
+def test_an_agreement_gate_failure_gives_its_rows_and_standard_error():
+    """An agreement counted on 256 validation rows has a standard error of ~0.02 near 0.9: the message says so, so a
+    user can tell a miss by chance from a real one. A cosine is not a count of rows: its message is unchanged."""
+    from edgepack.measure.gates import gate_failures
+    from edgepack.targets import parse_target
+
+    budget = parse_target(static_toml(), "x.toml").budget
+    budget = type(budget)(**{**vars(budget), "min_agreement_vs_teacher": 0.9, "min_cosine_vs_teacher": 0.95})
+    fmt = {"largest_file_bytes": 1000, "vs_teacher": {"agreement": 0.8828, "cosine_min": 0.9, "cosine_mean": 0.97},
+           "vs_student_fp32": {"agreement": 1.0, "cosine_min": 1.0},
+           "latency": {"buckets": {}}}
+    metrics = {"formats": {"onnx": fmt}, "validation_texts": 256}
+    [fail] = gate_failures("text-classification", budget, metrics)
+    assert str(fail) == "onnx: agreement vs_teacher 0.8828 < 0.9 on 256 validation texts (standard error 0.020)"
+    both = dataclasses.replace(fail, student_fp32=0.8867)
+    assert str(both) == ("onnx: agreement vs_teacher 0.8828 < 0.9 on 256 validation texts (standard error 0.020; the fp32 "
+                         "student itself: 0.8867, so int8 is not the cause; distil longer, on more --data, or keep more layers)")
+    [fail] = gate_failures("sentence-embedding", budget, metrics)
+    assert str(fail) == "onnx: cosine_min vs_teacher 0.9000 < 0.95"
 
 
 def dynamic_toml(fallback=0, gate=0.0, **quantize) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..targets import BudgetSpec
+from .stats import share_standard_error
 
 KINDS = ("size", "parity", "latency", "fallback", "tokenization")
 
@@ -20,6 +21,7 @@ class GateFailure:
     versus: str = ""  # parity: "vs_teacher" or "vs_student_fp32"
     kept_float: tuple[str, ...] = ()  # fallback: the layers it kept in float before giving up
     student_fp32: float | None = None  # vs_teacher: the same figure for the fp32 student the files were quantised from
+    rows: int = 0  # validation texts an agreement was counted on: the message gives its standard error
 
     @property
     def student_misses(self) -> bool:
@@ -42,10 +44,15 @@ class GateFailure:
             return (f"{self.format}: accuracy-aware fallback kept {len(self.kept_float)} most sensitive layer(s) in float "
                     f"({names}; quantize.fallback_max_layers = {self.floor}) and the gate still fails")
         line = f"{self.format}: {self.metric} {self.versus} {self.value:.4f} < {self.floor}"
+        notes = []
+        if self.metric == "agreement" and self.rows:
+            # a share counted on a few hundred rows is noisy: say how much, so a user can tell chance from a real miss
+            line += f" on {self.rows} validation texts"
+            notes.append(f"standard error {share_standard_error(self.value, self.rows):.3f}")
         if self.student_misses:
-            line += (f" (the fp32 student itself: {self.student_fp32:.4f}, so int8 is not the cause; distil longer, "
-                     "on more --data, or keep more layers)")
-        return line
+            notes.append(f"the fp32 student itself: {self.student_fp32:.4f}, so int8 is not the cause; distil longer, "
+                         "on more --data, or keep more layers")
+        return line + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def parity_checks(task: str, b: BudgetSpec) -> list[tuple[str, str, float]]:
@@ -70,7 +77,8 @@ def gate_failures(task: str, budget: BudgetSpec, metrics: dict) -> list[GateFail
             value = m[versus][metric]
             if floor and value < floor:
                 fails.append(GateFailure(fmt, "parity", metric, value, floor, versus,
-                                         student_fp32=own.get(metric) if versus == "vs_teacher" else None))
+                                         student_fp32=own.get(metric) if versus == "vs_teacher" else None,
+                                         rows=metrics.get("validation_texts", 0)))
         if budget.max_latency_ms_p95:
             worst = max(x["p95_ms"] for x in m["latency"]["buckets"].values())
             if worst > budget.max_latency_ms_p95:

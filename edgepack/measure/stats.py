@@ -13,6 +13,12 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.maximum(norms, 1e-12)
 
 
+def share_standard_error(p: float, n: int) -> float:
+    """The standard error of a share `p` counted on `n` rows (an agreement, an accuracy): sqrt(p (1 - p) / n). On 256
+    rows at 0.92 it is 0.017, so a classifier gate at 0.9 cannot tell a student at 0.92 from one at 0.89."""
+    return float(np.sqrt(max(p * (1.0 - p), 0.0) / max(n, 1)))
+
+
 def latency_percentiles(samples_ms) -> dict:
     arr = np.asarray(samples_ms, dtype=np.float64)
     return {

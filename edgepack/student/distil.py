@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 import random
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from ..context import BuildContext, Student
 from ..distributed import is_main_process
 from ..errors import ModelError
 from ..families import FAMILIES
+from ..measure.stats import share_standard_error
 from ..modeling import load_hf_model, wrap
 from ..quant import int4
 from ..teacher import weights_dir
@@ -723,7 +723,7 @@ def _agreement_noise(rows: int):
     its standard error, sqrt(p (1 - p) / rows), is the margin within which checkpoints cannot be told apart. The bench
     classifier (256 rows) kept step 550 of 1,000 at 0.945, 82.1% SST-2 dev accuracy; step 800 scored 0.941 (within
     0.014) and 84.6% (bench/exploration/classifier.md). Embedding scores are mean cosines, far less noisy: none."""
-    return lambda best: math.sqrt(max(best * (1.0 - best), 0.0) / max(rows, 1))
+    return lambda best: share_standard_error(best, rows)
 
 
 def _freeze_embedding_table(student, family: str, int4_block: int = 0) -> None:
