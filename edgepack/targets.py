@@ -257,13 +257,9 @@ def _check_quantize(q: QuantizeSpec, formats: tuple[str, ...], source: str) -> N
         raise TargetError(f"{source}: 'quantize.embedding_bits = 4' needs mode = \"dynamic-int8\" (got \"{q.mode}\")")
     if "pte" in formats:
         # ExecuTorch quantises the torch module with torchao before export (quant/executorch.py): int8 or
-        # 8da4w linear layers with dynamic activations, int8/int4 lookups. No calibrated or fp16 recipe yet,
-        # and the accuracy-aware fallback ranks layers on exported files, which it does not do for .pte.
+        # 8da4w linear layers with dynamic activations, int8/int4 lookups. No calibrated or fp16 recipe yet.
         if q.mode not in ("dynamic-int8", "none"):
             raise TargetError(f"{source}: format \"pte\" supports quantize.mode \"dynamic-int8\" or \"none\" (got \"{q.mode}\")")
-        if q.fallback_max_layers:
-            raise TargetError(f"{source}: 'quantize.fallback_max_layers' is not supported with format \"pte\"; "
-                              "keep layers in float with 'quantize.exclude'")
     if q.fallback_max_layers and q.mode not in ("static-int8", "dynamic-int8"):
         raise TargetError(f"{source}: 'quantize.fallback_max_layers' needs an int8 mode (static-int8 or dynamic-int8)")
 

@@ -40,7 +40,10 @@ def applies(spec: QuantizeSpec, fails: list[GateFailure]) -> bool:
 
 
 def output_error(task: str, got: np.ndarray, ref: np.ndarray) -> float:
-    """Embeddings are compared by cosine (what apps use); logits by squared error relative to their energy."""
+    """Embeddings are compared by cosine (what apps use); logits by squared error relative to their energy. In float64:
+    1 - cosine in float32 rounds to 0 below ~1e-7, where a small student's dynamic-int8 error can sit, and every
+    layer then ranked as removing nothing."""
+    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
     if task == "text-classification":
         return float(((got - ref) ** 2).sum() / max(float((ref**2).sum()), 1e-12))
     cos = cosine_rows(got, ref)
@@ -114,6 +117,53 @@ class _Probe:
         return names
 
 
+class _TorchProbe:
+    """`_Probe` for ExecuTorch: a lowered .pte cannot be re-quantised, and exporting one per trial takes ~25 s on
+    MiniLM's student, so layers are ranked on the torchao-quantised torch head in eager mode (the module the .pte
+    is exported from: the same int8 weights and dynamic int8 activations, in torchao's reference kernels rather
+    than XNNPACK's). The gate is then re-checked on real .pte files, which the ExecuTorch runtime runs."""
+
+    def __init__(self, ctx: BuildContext, probe: calibrate.Calibration):
+        from ..export import shipped_head
+
+        self.ctx, self.probe, self.trials = ctx, probe, 0
+        self.art: Artifact = next(a for a in ctx.fp32_artifacts if a.format == "pte")
+        self.head = shipped_head(ctx.student.dir, ctx.teacher, max(ctx.target.sequence_buckets), ctx.options.allow_pickle)
+        self.reference = self._run(self.head)
+        # The size gate's estimate (`affordable`): a Linear kept in float stores 4 bytes a weight instead of 1.
+        shipped = next(a for a in ctx.artifacts if a.format == "pte")
+        self.sizes: dict[tuple, int] = {(): (ctx.staging_dir / shipped.path).stat().st_size}
+        self._weights = self._linear_weights()
+
+    def _run(self, head) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return np.concatenate([head(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long)).float().numpy()
+                                   for ids in self.probe.ids])
+
+    def _linear_weights(self) -> dict[str, int]:
+        import torch
+
+        return {layer_names.torch_layer(fqn): m.weight.numel() for fqn, m in self.head.named_modules() if isinstance(m, torch.nn.Linear)}
+
+    def error(self, exclude) -> float:
+        from .executorch import quantize_head
+
+        spec = self.ctx.target.quantize
+        self.trials += 1
+        err = output_error(self.ctx.teacher.task, self._run(quantize_head(self.head, spec, tuple(spec.exclude) + tuple(exclude))),
+                           self.reference)
+        self.sizes[tuple(exclude)] = self.sizes[()] + 3 * sum(self._weights.get(name, 0) for name in exclude)
+        return err
+
+    def layers(self) -> list[str]:
+        """The linear layers (what int8 arithmetic changes; the lookups only store int8 or int4 rows), minus those
+        the profile already keeps in float."""
+        spec = self.ctx.target.quantize
+        return [name for name in self._weights if not matches(name, "", spec.exclude)]
+
+
 def matmul_layers(path: Path, names: list[str]) -> list[str]:
     """The layers among `names` that hold a matrix product and no lookup (`kept_weights = "int8"`): int8 weights
     in float arithmetic buy back what a MatMul's int8 arithmetic costs. A lookup has no int8 arithmetic, and
@@ -175,15 +225,16 @@ def recover(ctx: BuildContext, fails: list[GateFailure]) -> BuildContext:
     kept: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="edgepack-fallback-", dir=ctx.work_dir) as tmp:
         for fmt in failing:
-            probe = _Probe(ctx, fmt, calib, probe_set, Path(tmp))
+            probe = _TorchProbe(ctx, probe_set) if fmt == "pte" else _Probe(ctx, fmt, calib, probe_set, Path(tmp))
             base, ranking = rank_layers(probe)
             entry = {
                 "before": _parity_summary(ctx.metrics["formats"][fmt]),
                 "probe_error_all_int8": base,
                 "sensitivity": [{"layer": name, "error_removed": gain} for name, gain in ranking[:12]],
                 "kept_float": [],
-                # how the kept layers store their weights ([quantize] kept_weights; ONNX only, TFLite keeps float)
+                # how the kept layers store their weights ([quantize] kept_weights; ONNX only, TFLite and pte keep float)
                 "kept_weights": spec.kept_weights if fmt == "onnx" else "float",
+                "ranked_on": "torchao-quantised torch head (eager)" if fmt == "pte" else f"{fmt} files",
                 "passed": False,
             }
             fmt_ctx = dataclasses.replace(ctx, target=dataclasses.replace(ctx.target, formats=(fmt,)))
