@@ -127,10 +127,11 @@ class _TorchProbe:
         from ..export import shipped_head
 
         self.ctx, self.probe, self.trials = ctx, probe, 0
-        self.art: Artifact = next(a for a in ctx.fp32_artifacts if a.format == "pte")
         self.head = shipped_head(ctx.student.dir, ctx.teacher, max(ctx.target.sequence_buckets), ctx.options.allow_pickle)
         self.reference = self._run(self.head)
-        # The size gate's estimate (`affordable`): a Linear kept in float stores 4 bytes a weight instead of 1.
+        # The size gate's estimate (`affordable`): a Linear kept in float stores 4 bytes a weight instead of 1 (int8)
+        # or 1/2 (8da4w's int4); its scales are left out of the estimate.
+        self._extra_per_weight = 4 - (0.5 if ctx.target.quantize.weight_bits == 4 else 1)
         shipped = next(a for a in ctx.artifacts if a.format == "pte")
         self.sizes: dict[tuple, int] = {(): (ctx.staging_dir / shipped.path).stat().st_size}
         self._weights = self._linear_weights()
@@ -154,7 +155,7 @@ class _TorchProbe:
         self.trials += 1
         err = output_error(self.ctx.teacher.task, self._run(quantize_head(self.head, spec, tuple(spec.exclude) + tuple(exclude))),
                            self.reference)
-        self.sizes[tuple(exclude)] = self.sizes[()] + 3 * sum(self._weights.get(name, 0) for name in exclude)
+        self.sizes[tuple(exclude)] = self.sizes[()] + int(self._extra_per_weight * sum(self._weights.get(name, 0) for name in exclude))
         return err
 
     def layers(self) -> list[str]:
