@@ -139,9 +139,10 @@ class _TorchProbe:
     def _run(self, head) -> np.ndarray:
         import torch
 
+        # the ONNX probe's feeds: one text per run at its own length
         with torch.no_grad():
-            return np.concatenate([head(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long)).float().numpy()
-                                   for ids in self.probe.ids])
+            return np.concatenate([head(*(torch.from_numpy(f[n]) for n in ("input_ids", "attention_mask"))).float().numpy()
+                                   for f in calibrate.onnx_feeds(self.probe)])
 
     def _linear_weights(self) -> dict[str, int]:
         import torch

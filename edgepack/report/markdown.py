@@ -103,7 +103,8 @@ def fallback_markdown(fb: dict | None, task: str) -> list[str]:
             lines.append(f"\n{fmt}: not kept, because in float they would take the file past max_size_mb: "
                          f"{', '.join(e['skipped_for_size'])}.")
         ranked = ", ".join(f"{x['layer']} ({x['error_removed']:.2e})" for x in e["sensitivity"][:5])
-        on = f", ranked on the {e['ranked_on']}" if e.get("ranked_on", "").startswith("torchao") else ""
+        # said only where the ranking did not run on the format's own files (pte: the torchao-quantised torch head)
+        on = f", ranked on the {e['ranked_on']}" if e.get("ranked_on", f"{fmt} files") != f"{fmt} files" else ""
         lines.append(f"\n{fmt}: most sensitive layers (output error removed by keeping each alone in float{on}): {ranked}.")
     return lines
 
